@@ -1,0 +1,67 @@
+"""Fixtures for every test: markers by folder, and the real Redis and S3 for integration tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+TEST_REDIS_DB = int(os.environ.get("STREAMTUNE_TEST_REDIS_DB", "15"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test's kind is the folder it lives in: unit/, component/, integration/ or e2e/."""
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for kind in ("unit", "component", "integration", "e2e"):
+            if kind in parts:
+                item.add_marker(getattr(pytest.mark, kind))
+
+
+def _stack():
+    spec = importlib.util.spec_from_file_location("streamtune_stack", ROOT / "deploy" / "local" / "stack.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def infra_env() -> dict[str, str]:
+    """Redis and S3 up (started if needed), their settings in os.environ; Redis on a test database."""
+    env = _stack().up()
+    base = env["STREAMTUNE_REDIS_URL"].rsplit("/", 1)[0]
+    env["STREAMTUNE_REDIS_URL"] = f"{base}/{TEST_REDIS_DB}"
+    os.environ.update(env)
+    return env
+
+
+@pytest.fixture
+async def redis_client(infra_env: dict[str, str]):
+    """A client on an emptied test database."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(infra_env["STREAMTUNE_REDIS_URL"])
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def infra_settings(infra_env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
+    """InfraSettings on the test Redis database and a fresh bucket of the real S3 server."""
+    from streamtune_shared.settings import InfraSettings
+
+    monkeypatch.setenv("STREAMTUNE_S3_BUCKET", f"test-{uuid.uuid4().hex[:12]}")
+    return InfraSettings()
+
+
+@pytest.fixture
+def object_store(infra_settings):
+    """A real S3 bucket, created for this test."""
+    from streamtune_shared.storage import minio_store
+
+    return minio_store(infra_settings)

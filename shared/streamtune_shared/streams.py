@@ -1,0 +1,14 @@
+"""Stream names and the one entry field every stream uses: the wire contract."""
+
+RAW = "events.raw"
+VALID = "events.valid"
+CLEAN = "events.clean"
+DLQ = "events.dlq"
+SHARDS = "datasets.shards"
+TRAIN_REQUESTS = "train.requests"
+TRAIN_STATUS = "train.status"
+MODELS_PUBLISHED = "models.published"
+PREDICTIONS = "predictions"
+
+# Every entry carries one field holding a JSON document.
+PAYLOAD_FIELD = "payload"

@@ -1,0 +1,77 @@
+"""Fakes for unit and component tests: an in-memory bus and object store (never used in services)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from .bus import Forward, encode
+from .storage import ObjectNotFound
+
+
+class InMemoryBus:
+    """Records what would be published and acknowledged; honours dedupe keys like the Lua script."""
+
+    def __init__(self) -> None:
+        self.streams: dict[str, list[bytes]] = defaultdict(list)
+        self.acked: dict[tuple[str, str], list[str]] = defaultdict(list)
+        self.dedupe: set[str] = set()
+
+    def messages(self, stream: str) -> list[dict[str, Any]]:
+        """The JSON documents published to a stream, decoded."""
+        return [json.loads(p) for p in self.streams[stream]]
+
+    async def publish(self, stream: str, message: BaseModel) -> str:
+        self.streams[stream].append(encode(message))
+        return f"0-{len(self.streams[stream])}"
+
+    async def forward(self, source: str, group: str, items: Sequence[Forward]) -> list[bool]:
+        results = []
+        for item in items:
+            fresh = item.dedupe_key is None or item.dedupe_key not in self.dedupe
+            if fresh and item.dedupe_key is not None:
+                self.dedupe.add(item.dedupe_key)
+            if fresh and item.target:
+                self.streams[item.target].append(item.payload or b"")
+            self.acked[(source, group)].append(item.entry_id)
+            results.append(fresh)
+        return results
+
+    async def ack(self, source: str, group: str, ids: Sequence[str]) -> int:
+        self.acked[(source, group)].extend(ids)
+        return len(ids)
+
+    async def ack_and_publish(
+        self, source: str, group: str, ids: Sequence[str], target: str, message: BaseModel
+    ) -> int:
+        await self.publish(target, message)
+        return await self.ack(source, group, ids)
+
+
+class InMemoryObjectStore:
+    """An ObjectStore in a dict."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self.objects[key] = bytes(data)
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self.objects[key]
+        except KeyError:
+            raise ObjectNotFound(key) from None
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.objects if k.startswith(prefix))
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)

@@ -1,0 +1,87 @@
+"""The delivery guarantees of the shared bus, against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from streamtune_shared import streams
+from streamtune_shared.bus import BatchConsumer, ConsumerSpec, Entry, Forward, RedisBus, make_broker
+
+
+async def _wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_entries_written_before_the_worker_starts_are_consumed(redis_client, infra_env):
+    for i in range(5):
+        await redis_client.xadd("t.in", {"payload": json.dumps({"n": i})})
+    bus = RedisBus(redis_client)
+    seen: list[str] = []
+
+    async def process(entries: list[Entry]) -> None:
+        seen.extend(json.loads(e.payload)["n"] for e in entries)
+        await bus.forward("t.in", "g", [Forward(e.id, "t.out", e.payload) for e in entries])
+
+    consumer = BatchConsumer(ConsumerSpec("t.in", "g", stage="test", max_records=2), process, lambda: bus)
+    broker = make_broker(infra_env["STREAMTUNE_REDIS_URL"])
+    consumer.register(broker)
+    await consumer.start()
+    async with broker:
+        await broker.start()
+        await _wait_for(lambda: _xlen(redis_client, "t.out", 5))
+    await consumer.stop_reclaimer()
+    assert sorted(seen) == [0, 1, 2, 3, 4]
+    assert (await redis_client.xpending("t.in", "g"))["pending"] == 0
+    raw = await redis_client.xrange("t.out")
+    assert json.loads(raw[0][1][b"payload"]) == {"n": 0}
+
+
+async def _xlen(redis, stream: str, n: int) -> bool:
+    return await redis.xlen(stream) >= n
+
+
+async def test_forward_is_atomic_and_dedupes(redis_client):
+    bus = RedisBus(redis_client)
+    await bus.ensure_group("t.in", "g")
+    ids = [await redis_client.xadd("t.in", {"payload": b"x"}) for _ in range(3)]
+    await redis_client.xreadgroup("g", "c", {"t.in": ">"})
+    results = await bus.forward("t.in", "g", [
+        Forward(ids[0].decode(), "t.out", b"a", dedupe_key="d:1"),
+        Forward(ids[1].decode(), "t.out", b"b", dedupe_key="d:1"),
+        Forward(ids[2].decode(), None),
+    ])
+    assert results == [True, False, True]
+    assert await redis_client.xlen("t.out") == 1
+    assert (await redis_client.xpending("t.in", "g"))["pending"] == 0
+
+
+async def test_pending_entries_of_a_dead_consumer_are_reclaimed_then_dead_lettered(redis_client):
+    bus = RedisBus(redis_client)
+    await bus.ensure_group("t.in", "g")
+    good = await redis_client.xadd("t.in", {"payload": b"good"})
+    poison = await redis_client.xadd("t.in", {"payload": b"poison"})
+    # A consumer that read both and died.
+    await redis_client.xreadgroup("g", "dead-1", {"t.in": ">"})
+
+    async def process(entries: list[Entry]) -> None:
+        if any(e.payload == b"poison" for e in entries):
+            raise RuntimeError("cannot handle this one")
+        await bus.forward("t.in", "g", [Forward(e.id, "t.out", e.payload) for e in entries])
+
+    spec = ConsumerSpec("t.in", "g", stage="test", claim_idle_ms=0, max_deliveries=2)
+    consumer = BatchConsumer(spec, process, lambda: bus)
+    for _ in range(3):
+        await consumer.reclaim_once()
+    out = await redis_client.xrange("t.out")
+    assert [fields[b"payload"] for _, fields in out] == [b"good"]
+    dlq = await redis_client.xrange(streams.DLQ)
+    assert len(dlq) == 1
+    letter = json.loads(dlq[0][1][b"payload"])
+    assert letter["entry_id"] == poison.decode() and letter["original"] == "poison"
+    assert letter["deliveries"] == 3 and "gave up" in letter["reason"]
+    assert (await redis_client.xpending("t.in", "g"))["pending"] == 0
+    assert good != poison
