@@ -188,6 +188,14 @@ class RedisBus:
         """Publish one message and acknowledge many entries atomically (e.g. a stored shard)."""
         return int(await self._ack_and_publish(keys=[source, target], args=[group, encode(message), *ids]))
 
+    async def touch(self, stream: str, group: str, consumer: str, ids: Sequence[str]) -> None:
+        """Reset the idle time of entries this consumer still works on, so no reclaimer takes them.
+
+        XCLAIM with JUSTID does not count as a delivery.
+        """
+        if ids:
+            await self.redis.xclaim(stream, group, consumer, min_idle_time=0, message_ids=list(ids), justid=True)
+
     async def delivery_counts(self, stream: str, group: str, ids: Sequence[str]) -> dict[str, int]:
         """How often each pending entry was delivered (XPENDING)."""
         pipe = self.redis.pipeline(transaction=False)
