@@ -1,0 +1,52 @@
+# streamtune: `make demo` runs the whole loop on this machine, `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PACKAGES := shared services/ingestion services/anonymizer services/trainer services/predictor
+STACK := $(BIN)/python deploy/local/stack.py
+PYTEST_ARGS ?=
+
+.PHONY: install test test-unit demo up down bench clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "streamtune needs Python 3.11 (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch first and pinned, so no later requirement pulls a multi-GB CUDA build.
+$(STAMP): $(BIN)/python requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e 'shared[datasets]' $(addprefix -e ,$(filter services/%,$(PACKAGES))) -r requirements-dev.txt
+	@touch $@
+
+install: $(STAMP)
+
+test: install
+	@$(STACK) up
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/python -m pytest -m "unit or component" $(PYTEST_ARGS)
+
+demo: install
+	@$(STACK) up
+	$(BIN)/python deploy/local/demo.py
+
+up: install
+	@$(STACK) up
+	$(BIN)/python deploy/local/services.py start
+
+down:
+	-@$(BIN)/python deploy/local/services.py stop
+	-@$(STACK) down
+
+bench: install
+	@$(STACK) up
+	$(BIN)/python tests/bench/bench_dataplane.py
+	$(BIN)/python tests/bench/bench_predictor.py
+	$(BIN)/python tests/bench/bench_training.py
+
+clean: down
+	rm -rf .stack

@@ -1,0 +1,147 @@
+"""Run the four services as local processes (what `make up`, the demo and the e2e tests use).
+
+    python deploy/local/services.py start     # after `stack.py up`; logs in .stack/logs/
+    python deploy/local/services.py stop
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+STATE = ROOT / ".stack"
+SERVICES = ("ingestion", "anonymizer", "trainer", "predictor")
+DEFAULT_PORTS = {"ingestion": 8081, "anonymizer": 8082, "trainer": 8083, "predictor": 8084}
+DEFAULT_MODELS = {"clinical-notes": "disease-ner"}
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stack_env() -> dict[str, str]:
+    """The variables `stack.py up` wrote (Redis URL, S3 endpoint and keys, pseudonym key)."""
+    env = {}
+    for line in (STATE / "env").read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value
+    return env
+
+
+@dataclass
+class ServiceProcess:
+    """One service running as a child process, with its port and log file."""
+
+    name: str
+    env: dict[str, str]
+    port: int
+    log_path: Path
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    def start(self) -> ServiceProcess:
+        """Start the process (its own session, so signals reach only it)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.env, f"{self.name.upper()}_HTTP_PORT": str(self.port),
+               f"{self.name.upper()}_HTTP_HOST": "127.0.0.1", "STREAMTUNE_LOG_FORMAT": "json"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", f"streamtune_{self.name}"], env=env, cwd=ROOT,
+            stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        return self
+
+    def url(self, path: str) -> str:
+        """The service's HTTP URL for a path."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def answers(self, path: str = "/healthz") -> bool:
+        """Whether GET path returns 200."""
+        try:
+            with urllib.request.urlopen(self.url(path), timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def wait_until(self, path: str = "/healthz", timeout_s: float = 120.0) -> None:
+        """Wait for GET path to return 200; fail with the log tail if the process died or time ran out."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            if self.answers(path):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} did not answer {path} in {timeout_s:.0f}s:\n{self.log_tail()}")
+
+    def signal(self, sig: int) -> None:
+        """Send a signal (SIGKILL for a crash, SIGTERM for a graceful stop)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, timeout_s: float = 40.0) -> int | None:
+        """SIGTERM, wait, then SIGKILL if it hangs; returns the exit code."""
+        if self.proc is None:
+            return None
+        self.signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            return self.proc.wait(10)
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines of the log."""
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def service_env(base: dict[str, str], models: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for every service: the stack's, plus the predictor's dataset -> model map."""
+    return {**base, "PREDICTOR_MODELS": json.dumps(models or DEFAULT_MODELS)}
+
+
+def start_all(env: dict[str, str], ports: dict[str, int] | None = None,
+              logs: Path = STATE / "logs") -> dict[str, ServiceProcess]:
+    """Start the four services and wait until each answers /healthz."""
+    ports = ports or DEFAULT_PORTS
+    started = {name: ServiceProcess(name, env, ports[name], logs / f"{name}.log").start() for name in SERVICES}
+    for service in started.values():
+        service.wait_until("/healthz")
+    return started
+
+
+def _start_cli() -> None:
+    processes = start_all(service_env(stack_env()))
+    (STATE / "services.json").write_text(json.dumps({n: p.proc.pid for n, p in processes.items()}))
+    for name, process in processes.items():
+        print(f"{name:<11} http://127.0.0.1:{process.port}  log: .stack/logs/{name}.log")
+
+
+def _stop_cli() -> None:
+    path = STATE / "services.json"
+    if not path.exists():
+        return
+    for name, pid in json.loads(path.read_text()).items():
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            print(f"stopped {name} (pid {pid})")
+        except ProcessLookupError:
+            pass
+    path.unlink()
+
+
+if __name__ == "__main__":
+    {"start": _start_cli, "stop": _stop_cli}.get(sys.argv[1] if len(sys.argv) > 1 else "", lambda: sys.exit(
+        "usage: services.py start|stop"))()

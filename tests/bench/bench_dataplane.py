@@ -1,0 +1,126 @@
+"""Benchmark: events.raw -> events.clean events/s through ingestion + anonymizer (as processes),
+next to a plain redis-py ceiling measured in the same run: the same two hops (XREADGROUP, XADD,
+XACK) with no validation or anonymization. Prints the ratio; writes JSON with --out.
+
+    python tests/bench/bench_dataplane.py [--events 20000] [--out bench-results/dataplane.json]
+
+Needs the local stack (`python deploy/local/stack.py up`); uses Redis database 14 and its own bucket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH_DB = 14
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_payloads(n: int) -> list[bytes]:
+    """n valid pump events (fixture readings, every third with a PII-bearing note)."""
+    pumps = [json.loads(x) for x in (ROOT / "tests/fixtures/pump_events.jsonl").read_text().splitlines()]
+    now = datetime.now(UTC)
+    out = []
+    for i in range(n):
+        event = dict(pumps[i % len(pumps)], event_id=f"bench-{i}", ts=(now - timedelta(seconds=n - i)).isoformat())
+        if i % 3 == 0:
+            event["text"] = f"call +1-415-555-{i % 9000 + 1000} or mail user{i}@example.com"
+        out.append(json.dumps(event).encode())
+    return out
+
+
+async def xadd_all(redis: Redis, stream: str, payloads: list[bytes]) -> None:
+    """Write payloads in pipelined chunks."""
+    for i in range(0, len(payloads), 1000):
+        pipe = redis.pipeline(transaction=False)
+        for payload in payloads[i:i + 1000]:
+            pipe.xadd(stream, {"payload": payload})
+        await pipe.execute()
+
+
+async def ceiling_hop(redis: Redis, source: str, target: str, n: int, batch: int = 512) -> None:
+    """Move n entries source -> target with XREADGROUP + XADD + XACK, no processing."""
+    await redis.xgroup_create(source, "hop", id="0", mkstream=True)
+    moved = 0
+    while moved < n:
+        response = await redis.xreadgroup("hop", "c", {source: ">"}, count=batch, block=100)
+        for _, entries in response or []:
+            pipe = redis.pipeline(transaction=False)
+            for entry_id, fields in entries:
+                pipe.xadd(target, fields)
+            pipe.xack(source, "hop", *[entry_id for entry_id, _ in entries])
+            await pipe.execute()
+            moved += len(entries)
+
+
+async def measure_ceiling(redis: Redis, payloads: list[bytes]) -> float:
+    """Two plain hops, raw -> mid -> out, concurrently, events/s."""
+    await redis.flushdb()
+    await xadd_all(redis, "ceiling.raw", payloads)
+    start = time.perf_counter()
+    await asyncio.gather(ceiling_hop(redis, "ceiling.raw", "ceiling.mid", len(payloads)),
+                         ceiling_hop(redis, "ceiling.mid", "ceiling.out", len(payloads)))
+    return len(payloads) / (time.perf_counter() - start)
+
+
+async def measure_platform(redis: Redis, payloads: list[bytes], env: dict[str, str], logs: Path) -> float:
+    """Ingestion + anonymizer as processes, raw -> clean, events/s (from the first XADD)."""
+    services = _load("streamtune_services", ROOT / "deploy/local/services.py")
+    await redis.flushdb()
+    procs = [services.ServiceProcess(n, env, services.free_port(), logs / f"{n}.log").start()
+             for n in ("ingestion", "anonymizer")]
+    try:
+        for proc in procs:
+            proc.wait_until()
+        start = time.perf_counter()
+        await xadd_all(redis, "events.raw", payloads)
+        while await redis.xlen("events.clean") < len(payloads):
+            await asyncio.sleep(0.02)
+        return len(payloads) / (time.perf_counter() - start)
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+async def main(args: argparse.Namespace) -> dict:
+    stack = _load("streamtune_stack", ROOT / "deploy/local/stack.py")
+    env = stack.up()
+    base = env["STREAMTUNE_REDIS_URL"].rsplit("/", 1)[0]
+    env = {**env, "STREAMTUNE_REDIS_URL": f"{base}/{BENCH_DB}", "STREAMTUNE_S3_BUCKET": f"bench-{uuid.uuid4().hex[:8]}"}
+    redis = Redis.from_url(env["STREAMTUNE_REDIS_URL"])
+    payloads = make_payloads(args.events)
+    logs = ROOT / ".stack" / "bench-logs"
+    ceiling = await measure_ceiling(redis, payloads)
+    platform = await measure_platform(redis, payloads, env, logs)
+    await redis.flushdb()
+    await redis.aclose()
+    return {"events": args.events, "raw_to_clean_events_per_s": round(platform, 1),
+            "plain_redis_two_hop_ceiling_events_per_s": round(ceiling, 1), "ratio": round(platform / ceiling, 3)}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "dataplane.json")
+    arguments = parser.parse_args()
+    result = asyncio.run(main(arguments))
+    arguments.out.parent.mkdir(parents=True, exist_ok=True)
+    arguments.out.write_text(json.dumps(result, indent=2))
+    print(f"raw->clean through ingestion+anonymizer: {result['raw_to_clean_events_per_s']:,.0f} events/s")
+    print(f"plain redis-py two-hop ceiling:          {result['plain_redis_two_hop_ceiling_events_per_s']:,.0f} events/s")
+    print(f"ratio platform/ceiling:                  {result['ratio']:.3f}")
