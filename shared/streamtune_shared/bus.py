@@ -150,6 +150,8 @@ class Bus(Protocol):
         self, source: str, group: str, ids: Sequence[str], target: str, message: BaseModel
     ) -> int: ...
 
+    async def touch(self, stream: str, group: str, consumer: str, ids: Sequence[str]) -> None: ...
+
 
 class RedisBus:
     """The bus on a real Redis: every write that acknowledges an input is one atomic script."""
@@ -242,7 +244,12 @@ async def _parse_entries(msg: Any) -> RedisBatchStreamMessage:
         Entry(id=(ids[i].decode() if i < len(ids) else f"0-{i + 1}"), fields=fields)
         for i, fields in enumerate(data)
     ]
-    return RedisBatchStreamMessage(raw_message=msg, body=entries, consumer=FAKE_CONSUMER, group=None)
+    message = RedisBatchStreamMessage(raw_message=msg, body=entries, consumer=FAKE_CONSUMER, group=None)
+    if not ids:
+        # TestRedisBroker's fake PEL is keyed by the publisher's correlation id, which the plain
+        # format does not carry: an empty id tells it there is nothing to remove.
+        message.correlation_id = ""
+    return message
 
 
 async def _decode_entries(msg: RedisBatchStreamMessage) -> Any:

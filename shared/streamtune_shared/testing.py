@@ -20,6 +20,7 @@ class InMemoryBus:
         self.streams: dict[str, list[bytes]] = defaultdict(list)
         self.acked: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.dedupe: set[str] = set()
+        self.touched: list[tuple[str, str, str, tuple[str, ...]]] = []
 
     def messages(self, stream: str) -> list[dict[str, Any]]:
         """The JSON documents published to a stream, decoded."""
@@ -50,6 +51,10 @@ class InMemoryBus:
     ) -> int:
         await self.publish(target, message)
         return await self.ack(source, group, ids)
+
+
+    async def touch(self, stream: str, group: str, consumer: str, ids: Sequence[str]) -> None:
+        self.touched.append((stream, group, consumer, tuple(ids)))
 
 
 class InMemoryObjectStore:
