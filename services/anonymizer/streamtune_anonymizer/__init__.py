@@ -1,0 +1,1 @@
+"""streamtune anonymizer: keyed pseudonyms and PII redaction (events.valid -> events.clean), dataset shards."""

@@ -1,0 +1,47 @@
+"""Settings of the anonymizer, from ``ANONYMIZER_*`` (and ``STREAMTUNE_*`` for Redis and S3)."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from streamtune_shared.schemas import MetaKey
+from streamtune_shared.settings import InfraSettings
+
+from .domain import DEFAULT_META_POLICY, MetaAction, check_pseudonym_key
+
+
+class AnonymizerSettings(BaseSettings):
+    """Everything the anonymizer reads from the environment; refuses a weak pseudonym key."""
+
+    # Validation errors must never echo the key back into a log.
+    model_config = SettingsConfigDict(env_prefix="ANONYMIZER_", extra="ignore", hide_input_in_errors=True)
+
+    infra: InfraSettings = Field(default_factory=InfraSettings)
+    pseudonym_key: SecretStr = Field(description="HMAC-SHA256 key for pseudonyms: random, at least 32 characters.")
+    allow_dev_key: bool = Field(default=False, description="Accept a short or default key (development only).")
+    meta_policy: dict[MetaKey, MetaAction] = Field(
+        default_factory=lambda: dict(DEFAULT_META_POLICY),
+        description='JSON {"meta key": "keep" | "pseudonymize" | "drop"}; unlisted keys are pseudonymized.',
+    )
+    batch_size: int = Field(default=256, ge=1, le=10_000, description="Entries read per XREADGROUP.")
+    claim_idle_ms: int = Field(default=30_000, ge=0, description="events.valid entries idle this long are reclaimed.")
+    shard_claim_idle_ms: int = Field(default=60_000, ge=0,
+                                     description="events.clean entries idle this long are reclaimed (> shard age).")
+    max_deliveries: int = Field(default=5, ge=1, description="Deliveries before an entry is dead-lettered.")
+    dedupe_ttl_s: int = Field(default=7 * 86_400, ge=1, description="How long an event_id is remembered.")
+    shard_max_rows: int = Field(default=1_000, ge=1, le=1_000_000, description="Rows that make a shard due.")
+    shard_max_age_s: float = Field(default=5.0, gt=0,
+                                   description="Age of the oldest buffered row that makes a shard due.")
+    shard_buffer_limit: int = Field(default=20_000, ge=1,
+                                    description="Rows buffered across datasets before new entries are left pending.")
+    http_host: str = "0.0.0.0"
+    http_port: int = 8082
+
+    @model_validator(mode="after")
+    def _key_is_strong_and_timings_agree(self) -> Self:
+        check_pseudonym_key(self.pseudonym_key.get_secret_value(), allow_dev_key=self.allow_dev_key)
+        if self.shard_claim_idle_ms <= self.shard_max_age_s * 1000:
+            raise ValueError("shard_claim_idle_ms must exceed shard_max_age_s, or buffered rows would be reclaimed")
+        return self

@@ -1,0 +1,252 @@
+"""The two consumers: events.valid -> events.clean (anonymize) and events.clean -> dataset shards.
+
+Thin: decode entries, call the domain, store, then publish and acknowledge in one atomic step.
+Logs carry entry ids, event ids, datasets and counts only, never a payload, a text or a device id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+import structlog
+from pydantic import ValidationError
+from streamtune_shared import streams
+from streamtune_shared.bus import Bus, Entry, Forward, dead_letter, encode
+from streamtune_shared.datasets import new_shard_id
+from streamtune_shared.schemas import FieldError
+from streamtune_shared.storage import ObjectStore
+
+from . import metrics
+from .domain import (
+    AnonymizationPolicy,
+    InvalidPayload,
+    anonymize_event,
+    decode_clean_event,
+    decode_valid_event,
+    field_errors,
+)
+from .shards import ShardBuffer, build_shard
+
+log = structlog.get_logger(__name__)
+
+ANONYMIZE_GROUP = "anonymizer"
+ANONYMIZE_STAGE = "anonymizer"
+SHARD_GROUP = "anonymizer-shards"
+SHARD_STAGE = "shard-writer"
+DEDUPE_KEY_PREFIX = "streamtune:anonymizer:seen:"
+PARQUET_TYPE = "application/vnd.apache.parquet"
+JSON_TYPE = "application/json"
+FLUSH_CHECK_S = 0.5
+MAX_RETRY_DELAY_S = 30.0
+TOUCH_CHUNK = 1000
+
+
+class _Handled(NamedTuple):
+    forward: Forward
+    event_id: str | None
+    redactions: dict[str, int] | None  # None: dead-lettered
+
+
+class AnonymizeHandler:
+    """events.valid -> events.clean, each event_id at most once; bad payloads -> events.dlq."""
+
+    def __init__(self, bus: Callable[[], Bus], policy: AnonymizationPolicy, *, dedupe_ttl_s: int,
+                 now: Callable[[], datetime]) -> None:
+        self._bus = bus
+        self._policy = policy
+        self._dedupe_ttl_s = dedupe_ttl_s
+        self._now = now
+
+    async def process(self, entries: list[Entry]) -> None:
+        """Anonymize a batch; every entry is published (or dead-lettered) and acknowledged atomically."""
+        now = self._now()
+        handled = [self._handle(entry, now) for entry in entries]
+        fresh = await self._bus().forward(streams.VALID, ANONYMIZE_GROUP, [h.forward for h in handled])
+        outcomes, redactions = Counter[str](), Counter[str]()
+        for result, published in zip(handled, fresh, strict=True):
+            if result.redactions is None:
+                outcomes["dead_lettered"] += 1
+            elif not published:
+                outcomes["duplicate"] += 1
+                log.info("event.duplicate_dropped", entry_id=result.forward.entry_id, event_id=result.event_id)
+            else:
+                outcomes["anonymized"] += 1
+                redactions.update(result.redactions)
+        for outcome, count in outcomes.items():
+            metrics.EVENTS.labels(outcome).inc(count)
+        for pii_type, count in redactions.items():
+            metrics.REDACTIONS.labels(pii_type).inc(count)
+        log.debug("batch.anonymized", entries=len(entries), **outcomes)
+
+    def _handle(self, entry: Entry, now: datetime) -> _Handled:
+        try:
+            event = decode_valid_event(entry.payload)
+        except InvalidPayload as exc:
+            return _Handled(self._dead(entry, exc.reason, exc.errors, exc.event_id), exc.event_id, None)
+        try:
+            clean = anonymize_event(event, self._policy, now)
+        except ValidationError as exc:  # a valid event that does not make a valid clean one: a bug, not a crash loop
+            reason = "could not build a clean event"
+            return _Handled(self._dead(entry, reason, field_errors(exc), event.event_id), event.event_id, None)
+        forward = Forward(entry.id, streams.CLEAN, encode(clean),
+                          dedupe_key=DEDUPE_KEY_PREFIX + event.event_id, dedupe_ttl_s=self._dedupe_ttl_s)
+        return _Handled(forward, event.event_id, clean.redactions)
+
+    def _dead(self, entry: Entry, reason: str, errors: Sequence[FieldError], event_id: str | None) -> Forward:
+        log.warning("event.dead_lettered", entry_id=entry.id, event_id=event_id, reason=reason, errors=len(errors))
+        letter = dead_letter(entry, stage=ANONYMIZE_STAGE, reason=reason, source_stream=streams.VALID,
+                             errors=errors, event_id=event_id)
+        return Forward(entry.id, streams.DLQ, encode(letter))
+
+
+class BufferFull(RuntimeError):
+    """More labeled rows are waiting than the buffer may hold; the entries stay pending."""
+
+
+class ShardWriter:
+    """events.clean -> Parquet shards per dataset; entries are acknowledged only once their shard is stored."""
+
+    def __init__(self, bus: Callable[[], Bus], store: Callable[[], ObjectStore | None], buffer: ShardBuffer, *,
+                 consumer: str, buffer_limit: int, claim_idle_ms: int, monotonic: Callable[[], float]) -> None:
+        self._bus = bus
+        self._store = store
+        self.buffer = buffer
+        self._consumer = consumer
+        self._writer = f"anonymizer-{consumer}"
+        self._buffer_limit = buffer_limit
+        self._touch_every_s = claim_idle_ms / 3000
+        self._monotonic = monotonic
+        self._lock = asyncio.Lock()
+        self._attempts: dict[str, tuple[tuple[str, ...], str]] = {}
+        self._retry_at = 0.0
+        self._retry_delay_s = 0.0
+        self._last_touch = monotonic()
+
+    async def process(self, entries: list[Entry]) -> None:
+        """Buffer labeled events, ack unlabeled ones, dead-letter bad ones; flush datasets that are full."""
+        dead, unlabeled, outcomes = [], [], Counter[str]()
+        now = self._monotonic()
+        for entry in entries:
+            try:
+                event = decode_clean_event(entry.payload)
+            except InvalidPayload as exc:
+                dead.append(self._dead(entry, exc))
+                outcomes["dead_lettered"] += 1
+                continue
+            if event.label is None:
+                unlabeled.append(entry.id)
+                outcomes["unlabeled"] += 1
+            elif self.buffer.holds(entry.id, event.dataset):
+                outcomes["redelivered"] += 1
+            elif self.buffer.total_rows >= self._buffer_limit:
+                outcomes["held_back"] += 1
+            else:
+                self.buffer.add(entry.id, event, now)
+                outcomes["buffered"] += 1
+        if dead:
+            await self._bus().forward(streams.CLEAN, SHARD_GROUP, dead)
+        if unlabeled:
+            await self._bus().ack(streams.CLEAN, SHARD_GROUP, unlabeled)
+        for outcome, count in outcomes.items():
+            metrics.SHARD_ENTRIES.labels(outcome).inc(count)
+        metrics.BUFFERED_ROWS.set(self.buffer.total_rows)
+        await self._flush_each(self.buffer.full)
+        if outcomes["held_back"]:
+            raise BufferFull(f"{outcomes['held_back']} entries left pending: {self.buffer.total_rows} rows buffered")
+
+    def _dead(self, entry: Entry, exc: InvalidPayload) -> Forward:
+        log.warning("shard_entry.dead_lettered", entry_id=entry.id, event_id=exc.event_id, reason=exc.reason)
+        letter = dead_letter(entry, stage=SHARD_STAGE, reason=exc.reason, source_stream=streams.CLEAN,
+                             errors=exc.errors, event_id=exc.event_id)
+        return Forward(entry.id, streams.DLQ, encode(letter))
+
+    async def run_flusher(self) -> None:
+        """Background task: every 0.5 s flush the datasets that are due and keep long-held entries claimed."""
+        while True:
+            await asyncio.sleep(FLUSH_CHECK_S)
+            # Shielded: shutdown lets a flush in progress finish instead of cutting it between store and ack.
+            await asyncio.shield(self.tick())
+
+    async def tick(self) -> None:
+        """One flusher round: flush the datasets that are due, then touch long-held entries."""
+        await self._flush_each(lambda: self.buffer.due(self._monotonic()))
+        try:
+            await self.touch_held()
+        except Exception as exc:  # noqa: BLE001 - Redis unavailable: the next tick tries again
+            log.warning("shard.touch_failed", error=type(exc).__name__)
+
+    async def _flush_each(self, due: Callable[[], list[str]]) -> None:
+        """Flush while ``due()`` names datasets; after a failure back off (the rows stay buffered)."""
+        if self._monotonic() < self._retry_at:
+            return
+        while datasets := due():
+            try:
+                await self.flush(datasets[0])
+            except Exception as exc:  # noqa: BLE001 - store or Redis down: retried with backoff, nothing acked
+                self._retry_delay_s = min(max(2 * self._retry_delay_s, FLUSH_CHECK_S), MAX_RETRY_DELAY_S)
+                self._retry_at = self._monotonic() + self._retry_delay_s
+                log.warning("shard.flush_failed", dataset=datasets[0], error=type(exc).__name__,
+                            retry_in_s=self._retry_delay_s)
+                return
+            self._retry_delay_s = 0.0
+
+    async def flush_all(self) -> None:
+        """Stop hook: store every buffered row now; what cannot be stored stays pending for another worker."""
+        self._retry_at = 0.0
+        await self._flush_each(self.buffer.datasets)
+        if self.buffer.total_rows:
+            log.warning("shard.unflushed_at_stop", rows=self.buffer.total_rows)
+
+    async def flush(self, dataset: str) -> int:
+        """Store one shard of a dataset (Parquet, then manifest), then announce it and ack its entries atomically."""
+        async with self._lock:
+            batch = self.buffer.next_shard(dataset)
+            if not batch:
+                return 0
+            ids = tuple(row.entry_id for row in batch)
+            shard_id = self._shard_id(dataset, ids)
+            files = await asyncio.to_thread(build_shard, dataset, shard_id, [row.event for row in batch], self._writer)
+            store = self._store()
+            if store is None:
+                raise RuntimeError("the object store is used before startup")
+            try:
+                await asyncio.to_thread(store.put_bytes, files.shard_key, files.parquet, PARQUET_TYPE)
+                await asyncio.to_thread(store.put_bytes, files.manifest_key, files.manifest_json(), JSON_TYPE)
+                await self._bus().ack_and_publish(streams.CLEAN, SHARD_GROUP, ids, streams.SHARDS,
+                                                  files.announcement())
+            except Exception:
+                metrics.SHARD_FLUSH_FAILURES.inc()
+                raise
+            self._attempts.pop(dataset, None)
+            self.buffer.remove(dataset, ids)
+        metrics.SHARDS_WRITTEN.inc()
+        metrics.SHARD_ROWS.inc(len(ids))
+        metrics.BUFFERED_ROWS.set(self.buffer.total_rows)
+        log.info("shard.written", dataset=dataset, rows=len(ids), key=files.shard_key)
+        return len(ids)
+
+    def _shard_id(self, dataset: str, ids: tuple[str, ...]) -> str:
+        # A retry of the same rows reuses the shard id, so it overwrites what a failed attempt left.
+        previous = self._attempts.get(dataset)
+        if previous is not None and previous[0] == ids:
+            return previous[1]
+        shard_id = new_shard_id(ids[0], self._consumer)
+        self._attempts[dataset] = (ids, shard_id)
+        return shard_id
+
+    async def touch_held(self) -> None:
+        """Reset the idle time of entries buffered for a while, so no reclaimer takes them from us."""
+        now = self._monotonic()
+        if now - self._last_touch < self._touch_every_s:
+            return
+        self._last_touch = now
+        ids = self.buffer.held_since(now - self._touch_every_s)
+        touch = getattr(self._bus(), "touch", None)  # the in-memory test bus keeps no pending list
+        if touch is None:
+            return
+        for start in range(0, len(ids), TOUCH_CHUNK):
+            await touch(streams.CLEAN, SHARD_GROUP, self._consumer, ids[start:start + TOUCH_CHUNK])

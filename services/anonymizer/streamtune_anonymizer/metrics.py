@@ -1,0 +1,17 @@
+"""Prometheus metrics of the anonymizer: fixed labels, never a value from an event."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+EVENTS = Counter("streamtune_anonymizer_events_total",
+                 "events.valid entries handled, by outcome (anonymized, duplicate, dead_lettered)", ["outcome"])
+REDACTIONS = Counter("streamtune_anonymizer_redactions_total", "PII values replaced in text, by type", ["pii_type"])
+SHARDS_WRITTEN = Counter("streamtune_anonymizer_shards_written_total", "Dataset shards stored and announced")
+SHARD_ROWS = Counter("streamtune_anonymizer_shard_rows_total", "Rows written to dataset shards")
+SHARD_ENTRIES = Counter("streamtune_anonymizer_shard_entries_total",
+                        "events.clean entries seen by the shard writer, by outcome "
+                        "(buffered, unlabeled, redelivered, dead_lettered, held_back)", ["outcome"])
+SHARD_FLUSH_FAILURES = Counter("streamtune_anonymizer_shard_flush_failures_total",
+                               "Shard flushes that failed (store or Redis down) and will be retried")
+BUFFERED_ROWS = Gauge("streamtune_anonymizer_shard_buffered_rows", "Rows buffered and not yet in a stored shard")
