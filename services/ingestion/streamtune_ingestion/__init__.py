@@ -1,0 +1,1 @@
+"""streamtune ingestion: validates, cleans and deduplicates device events (events.raw -> events.valid)."""

@@ -1,0 +1,173 @@
+"""``POST /events`` for producers that only speak HTTP.
+
+Items are judged by the same ``ingest_payload`` as stream entries; valid ones are written to
+``events.raw`` verbatim, so deduplication and forwarding happen on the one durable stream path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from redis.exceptions import RedisError
+from streamtune_shared import streams
+from streamtune_shared.bus import Bus, Entry, dead_letter
+from streamtune_shared.schemas import DeadLetter, FieldError
+
+from .config import IngestionSettings
+from .domain import Accepted, IngestionPolicy, Outcome, Rejected, ingest_payload
+from .http_body import BodyNotJSON, TooManyItems, split_events_body
+from .metrics import HTTP_ITEMS, REJECTIONS
+
+HTTP_STAGE = "ingestion-http"
+BODY_FIELD = "body"
+
+log = structlog.get_logger(__name__)
+
+
+class ItemResult(BaseModel):
+    """What became of one event of the request."""
+
+    index: int
+    event_id: str | None
+    status: Literal["accepted", "rejected"]
+    errors: list[FieldError] = []
+
+
+class IngestResponse(BaseModel):
+    """The answer to ``POST /events``; ``errors`` is set only when the body as a whole was refused."""
+
+    accepted: int
+    rejected: int
+    results: list[ItemResult]
+    errors: list[FieldError] = []
+
+
+class VerbatimJSON(BaseModel):
+    """A producer's JSON document, published byte for byte (the shared Bus publishes models)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+
+    def model_dump_json(self, **_: Any) -> str:  # type: ignore[override]
+        """The document itself, not a JSON object wrapping it."""
+        return self.text
+
+
+class BusUnavailable(Exception):
+    """Redis could not take the writes; the producer should retry."""
+
+
+def create_http_app(settings: IngestionSettings, bus: Callable[[], Bus], clock: Callable[[], datetime]) -> FastAPI:
+    """The producer-facing HTTP API; ``bus`` is called per request (the real one exists only after startup)."""
+    app = FastAPI(title="streamtune ingestion", version="1", openapi_url="/openapi.json")
+    policy = settings.policy()
+
+    @app.post("/events", status_code=202, response_model=IngestResponse,
+              responses={400: {"model": IngestResponse}, 413: {"model": IngestResponse},
+                         422: {"model": IngestResponse}, 503: {"model": IngestResponse}})
+    async def post_events(request: Request) -> JSONResponse:
+        """Accept one event object or an array of them; 202 when at least one was accepted, else 422."""
+        body = await read_body(request, settings.http_max_body_bytes)
+        if body is None:
+            return body_error(413, f"body is larger than {settings.http_max_body_bytes} bytes")
+        try:
+            return await ingest_body(current_bus(bus), body, settings.http_max_items, policy, clock())
+        except TooManyItems as exc:
+            return body_error(413, str(exc))
+        except BusUnavailable as exc:
+            return body_error(503, str(exc))
+
+    return app
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def ingest_body(bus: Bus, body: bytes, max_items: int, policy: IngestionPolicy, now: datetime) -> JSONResponse:
+    """Judge each item; valid ones to events.raw, rejected ones to events.dlq, in request order."""
+    try:
+        items = split_events_body(body, max_items)
+    except BodyNotJSON as exc:
+        error = FieldError(field=BODY_FIELD, message=str(exc))
+        await publish(bus, streams.DLQ, http_dead_letter(body, str(exc), (error,), None))
+        REJECTIONS.labels("http", "not_json").inc()
+        log.info("http.body_rejected", code="not_json", size=len(body))
+        return body_error(400, str(exc))
+    outcomes = [ingest_payload(item, policy, now) for item in items]
+    for item, outcome in zip(items, outcomes, strict=True):
+        if isinstance(outcome, Accepted):
+            await publish(bus, streams.RAW, VerbatimJSON(text=item.decode()))
+        else:
+            await publish(bus, streams.DLQ, http_dead_letter(item, outcome.reason, outcome.errors, outcome.event_id))
+    return item_results(outcomes)
+
+
+def http_dead_letter(original: bytes, reason: str, errors: Sequence[FieldError], event_id: str | None) -> DeadLetter:
+    """A dead letter for HTTP input: no stream entry, the producer's bytes as the original."""
+    letter = dead_letter(Entry(id="", fields={streams.PAYLOAD_FIELD.encode(): original}), stage=HTTP_STAGE,
+                         reason=reason, source_stream="", errors=errors, event_id=event_id)
+    return letter.model_copy(update={"entry_id": None, "source_stream": None})
+
+
+def current_bus(bus: Callable[[], Bus]) -> Bus:
+    """The bus, or BusUnavailable while the service is still starting."""
+    try:
+        return bus()
+    except RuntimeError:
+        raise BusUnavailable("the service is starting; retry shortly") from None
+
+
+async def publish(bus: Bus, stream: str, message: BaseModel) -> None:
+    """Publish, turning a Redis outage into BusUnavailable (503: the producer retries)."""
+    try:
+        await bus.publish(stream, message)
+    except (RedisError, OSError) as exc:
+        log.warning("http.bus_unavailable", error=type(exc).__name__)
+        raise BusUnavailable("the event bus is unavailable; retry shortly") from None
+
+
+def item_results(outcomes: Sequence[Outcome]) -> JSONResponse:
+    """202 with a result per item when at least one was accepted, else 422."""
+    results = [_item_result(i, outcome) for i, outcome in enumerate(outcomes)]
+    accepted = sum(r.status == "accepted" for r in results)
+    for outcome in outcomes:
+        if isinstance(outcome, Rejected):
+            REJECTIONS.labels("http", outcome.code).inc()
+    HTTP_ITEMS.labels("accepted").inc(accepted)
+    HTTP_ITEMS.labels("rejected").inc(len(results) - accepted)
+    log.info("http.events_received", accepted=accepted, rejected=len(results) - accepted)
+    response = IngestResponse(accepted=accepted, rejected=len(results) - accepted, results=results)
+    return JSONResponse(response.model_dump(mode="json"), status_code=202 if accepted else 422)
+
+
+def _item_result(index: int, outcome: Outcome) -> ItemResult:
+    if isinstance(outcome, Accepted):
+        return ItemResult(index=index, event_id=outcome.event.event_id, status="accepted")
+    return ItemResult(index=index, event_id=outcome.event_id, status="rejected", errors=list(outcome.errors))
+
+
+def body_error(status: int, message: str) -> JSONResponse:
+    """A refusal of the whole body (400, 413, 503), in the same shape as a per-item answer."""
+    response = IngestResponse(accepted=0, rejected=0, results=[],
+                              errors=[FieldError(field=BODY_FIELD, message=message)])
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse(response.model_dump(mode="json"), status_code=status, headers=headers)
