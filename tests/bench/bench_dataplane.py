@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ BENCH_DB = 14
 def _load(name: str, path: Path):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
     spec.loader.exec_module(module)
     return module
 

@@ -79,7 +79,8 @@ def build_mix(n_total: int = 1000, seed: int = 11) -> RawMix:
     for i in range(n_malformed):
         bad = _malformed(i, now)
         entries.append(bad)
-        mix.malformed.append(bad.get("payload", b""))
+        # Without a payload field the dead letter carries the entry's fields as "name=value" lines.
+        mix.malformed.append(bad.get("payload") or b"".join(k.encode() + b"=" + v + b"\n" for k, v in bad.items()))
     # A duplicate carries the same bytes as its original, so whichever comes first wins.
     rng.shuffle(entries)
     mix.entries = entries
