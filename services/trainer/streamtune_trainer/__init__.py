@@ -1,0 +1,6 @@
+"""The streamtune trainer: fine-tunes models on dataset shards and publishes model versions."""
+
+import os
+
+# Nothing is ever downloaded from a hub: set before transformers / huggingface_hub are imported.
+os.environ["HF_HUB_OFFLINE"] = "1"

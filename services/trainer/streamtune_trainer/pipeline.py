@@ -1,0 +1,239 @@
+"""One training run as named phases: config -> data -> model -> train (with resume) -> evaluate -> publish.
+
+Runs in a worker thread: blocking object-store calls are fine here, and progress goes out through
+``RunContext.report`` (which hands it to the event loop).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+import torch
+from streamtune_shared.datasets import read_dataset
+from streamtune_shared.schemas import ShardManifest, TrainRequest
+from streamtune_shared.storage import ObjectStore
+from tqdm import tqdm
+
+from .artifacts import delete_prefix, load_latest_checkpoint, resolve_base_model, save_checkpoint, write_version
+from .card import LABELS_FILE, build_card, card_bytes, lineage, version_name, version_prefix
+from .checkpoint import Checkpoint, RunState, checkpoint_files
+from .config import TrainerSettings
+from .domain import TOKEN_CLASSIFICATION, DatasetSplits, LabelMap, TrainingRejected, split_dataset
+from .encoding import encode_examples
+from .evaluation import evaluate
+from .training import (
+    Hyperparameters,
+    TrainingData,
+    TrainingHooks,
+    TrainingOutcome,
+    count_steps,
+    load_model,
+    load_tokenizer,
+    pick_device,
+    seed_everything,
+    train_model,
+)
+
+log = structlog.get_logger(__name__)
+
+Report = Callable[..., None]
+
+
+@dataclass
+class RunContext:
+    """What a run needs from outside: storage, settings, a status sink, a clock, a stop flag, a test hook."""
+
+    store: ObjectStore
+    settings: TrainerSettings
+    report: Report
+    clock: Callable[[], datetime]
+    should_stop: Callable[[], bool] = lambda: False
+    after_epoch: Callable[[int], None] | None = None
+
+
+@dataclass
+class LoadedModel:
+    """The model phase's result."""
+
+    tokenizer: Any
+    model: torch.nn.Module
+
+
+def configure(request: TrainRequest, settings: TrainerSettings) -> tuple[Hyperparameters, torch.device]:
+    """Config phase: hyper-parameters from the request, torch threads, seeds and the device."""
+    torch.set_num_threads(settings.num_threads)
+    hp = Hyperparameters.from_request(request)
+    seed_everything(hp.seed)
+    return hp, pick_device()
+
+
+def load_data(request: TrainRequest, store: ObjectStore) -> tuple[DatasetSplits, list[ShardManifest]]:
+    """Data phase: every shard of the dataset (sha256-checked), filtered for the task and split."""
+    try:
+        rows, manifests = read_dataset(store, request.dataset)
+    except ValueError as exc:
+        raise TrainingRejected(f"dataset {request.dataset!r} cannot be read: {str(exc)[:200]}") from exc
+    splits = split_dataset(rows, request.task, request.dev_fraction, request.test_fraction)
+    log.info("data.split", shards=len(manifests), skipped=splits.skipped, **splits.sizes())
+    return splits, manifests
+
+
+def load_base(request: TrainRequest, label_map: LabelMap, store: ObjectStore, workdir: Path) -> LoadedModel:
+    """Model phase: the base model's tokenizer and weights, with a head for the label set."""
+    folder = resolve_base_model(request.base_model, store, workdir)
+    try:
+        tokenizer = load_tokenizer(folder)
+        model = load_model(folder, label_map)
+    except (OSError, ValueError) as exc:
+        raise TrainingRejected(f"base model {request.base_model!r} cannot be loaded ({type(exc).__name__})") from exc
+    if label_map.task == TOKEN_CLASSIFICATION and not getattr(tokenizer, "is_fast", False):
+        raise TrainingRejected(f"base model {request.base_model!r} has no fast tokenizer (needed for word alignment)")
+    return LoadedModel(tokenizer, model)
+
+
+def encode_splits(splits: DatasetSplits, loaded: LoadedModel, hp: Hyperparameters) -> TrainingData:
+    """Tokenize train and dev (dynamic padding happens per batch)."""
+    label_map, tokenizer = splits.label_map, loaded.tokenizer
+    return TrainingData(
+        label_map=label_map,
+        train=encode_examples(tokenizer, splits.train, label_map, hp.max_length),
+        dev_examples=splits.dev,
+        dev=encode_examples(tokenizer, splits.dev, label_map, hp.max_length),
+        pad_token_id=tokenizer.pad_token_id or 0,
+    )
+
+
+class ProgressReporter:
+    """Training hooks that report: a tqdm bar on a terminal, 'running' at most every interval, checkpoints."""
+
+    def __init__(self, request: TrainRequest, ctx: RunContext, hp: Hyperparameters, total_steps: int,
+                 start_step: int) -> None:
+        self.request, self.ctx, self.hp, self.total_steps = request, ctx, hp, total_steps
+        self.run_prefix = f"{ctx.settings.checkpoint_prefix}{request.request_id}/"
+        self.bar = tqdm(total=total_steps, initial=start_step, unit="step", desc=request.model_name,
+                        disable=not sys.stderr.isatty())
+        self._last_report: float | None = None
+
+    def hooks(self) -> TrainingHooks:
+        """The hooks to give the training loop."""
+        return TrainingHooks(on_step=self.on_step, on_epoch_end=self.on_epoch_end, should_stop=self.ctx.should_stop)
+
+    def on_step(self, epoch: int, step: int, total: int) -> None:
+        """Advance the bar; publish 'running' on the first step and then at most every interval."""
+        self.bar.update(1)
+        now = time.monotonic()
+        if self._last_report is None or now - self._last_report >= self.ctx.settings.status_interval_s:
+            self._last_report = now
+            self.ctx.report(state="running", epoch=epoch, epochs=self.hp.epochs, step=step, total_steps=total)
+
+    def on_epoch_end(self, state: RunState, snapshot: Callable[[], Checkpoint]) -> None:
+        """Checkpoint the epoch, publish its dev metrics, then run the test hook (a simulated crash)."""
+        save_checkpoint(self.ctx.store, self.run_prefix, state.epoch, checkpoint_files(snapshot()))
+        last = state.history[-1]
+        log.info("epoch.finished", epoch=state.epoch, dev_f1=last["dev"]["f1"], best_epoch=state.best_epoch)
+        self.ctx.report(state="epoch_end", epoch=state.epoch, epochs=self.hp.epochs, step=state.global_step,
+                        total_steps=self.total_steps,
+                        metrics={"dev": last["dev"], "train_loss": last["train_loss"],
+                                 "samples_per_s": last["samples_per_s"], "best_epoch": state.best_epoch})
+        if self.ctx.after_epoch is not None:
+            self.ctx.after_epoch(state.epoch)
+
+    def close(self) -> None:
+        """Close the bar."""
+        self.bar.close()
+
+
+def train_phase(request: TrainRequest, ctx: RunContext, loaded: LoadedModel, data: TrainingData,
+                hp: Hyperparameters, device: torch.device) -> TrainingOutcome:
+    """Train phase: resume from the newest checkpoint of this request when there is one."""
+    resume = load_latest_checkpoint(ctx.store, f"{ctx.settings.checkpoint_prefix}{request.request_id}/")
+    if resume is not None and resume.state.labels != list(data.label_map.labels):
+        # The dataset gained labels since the checkpoint: its head no longer fits, start over.
+        log.warning("checkpoint.ignored", epoch=resume.state.epoch, reason="label set changed")
+        resume = None
+    total = count_steps(len(data.train), hp)
+    if resume is not None:
+        log.info("run.resumed", epoch=resume.state.epoch)
+        ctx.report(state="running", epoch=resume.state.epoch, epochs=hp.epochs, step=resume.state.global_step,
+                   total_steps=total, message=f"resumed from epoch {resume.state.epoch}")
+    progress = ProgressReporter(request, ctx, hp, total, resume.state.global_step if resume else 0)
+    try:
+        return train_model(loaded.model, data, hp, device, progress.hooks(), resume)
+    finally:
+        progress.close()
+
+
+def evaluate_phase(splits: DatasetSplits, loaded: LoadedModel, outcome: TrainingOutcome, hp: Hyperparameters,
+                   device: torch.device) -> dict[str, Any]:
+    """Evaluate phase: the best epoch's weights, scored on the test split."""
+    loaded.model.load_state_dict(outcome.best_weights)
+    encoded = encode_examples(loaded.tokenizer, splits.test, splits.label_map, hp.max_length)
+    test = evaluate(loaded.model, splits.test, encoded, splits.label_map, hp.batch_size,
+                    loaded.tokenizer.pad_token_id or 0, device)
+    log.info("run.evaluated", best_epoch=outcome.state.best_epoch, test_f1=test["f1"])
+    return test
+
+
+def version_files(loaded: LoadedModel, label_map: LabelMap, workdir: Path) -> dict[str, bytes]:
+    """The files of a version but its card: safetensors weights, config, tokenizer, labels.json."""
+    out = workdir / "version"
+    loaded.model.save_pretrained(out)
+    loaded.tokenizer.save_pretrained(out)
+    files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    if any(name.lower().endswith((".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")) for name in files):
+        raise RuntimeError("refusing to publish pickled weights")
+    files[LABELS_FILE] = json.dumps(label_map.to_json(), indent=2).encode()
+    return files
+
+
+def publish_phase(request: TrainRequest, ctx: RunContext, files: dict[str, bytes], card_info: dict[str, Any]) -> dict:
+    """Publish phase: the version's files, then its card; returns the card."""
+    now = ctx.clock()
+    version_id = version_name(now, request.request_id)
+    card = build_card(request=request, version_id=version_id, files=files, created_at=now, **card_info)
+    write_version(ctx.store, version_prefix(ctx.settings.models_prefix, request.model_name, version_id),
+                  files, card_bytes(card))
+    log.info("version.written", version=version_id, files=len(files))
+    return card
+
+
+def run_training(request: TrainRequest, ctx: RunContext) -> dict[str, Any]:
+    """The whole run, phase by phase; returns the card of the published version.
+
+    Raises TrainingRejected for data or configuration problems; anything else is transient.
+    """
+    hp, device = configure(request, ctx.settings)
+    splits, manifests = load_data(request, ctx.store)
+    with tempfile.TemporaryDirectory(prefix="streamtune-trainer-") as tmp:
+        workdir = Path(tmp)
+        loaded = load_base(request, splits.label_map, ctx.store, workdir)
+        data = encode_splits(splits, loaded, hp)
+        outcome = train_phase(request, ctx, loaded, data, hp, device)
+        test = evaluate_phase(splits, loaded, outcome, hp, device)
+        files = version_files(loaded, splits.label_map, workdir)
+    card_info = {"state": outcome.state, "test": test, "samples_per_s": outcome.samples_per_s,
+                 "device": describe(device), "lineage_info": lineage(manifests, splits.sizes()),
+                 "resumed_from_epoch": outcome.resumed_from_epoch}
+    return publish_phase(request, ctx, files, card_info)
+
+
+def discard_checkpoints(store: ObjectStore, settings: TrainerSettings, request_id: str) -> int:
+    """Delete a request's checkpoints (after its version is published)."""
+    return delete_prefix(store, f"{settings.checkpoint_prefix}{request_id}/")
+
+
+def describe(device: torch.device) -> str:
+    """The device as the card names it."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu ({torch.get_num_threads()} threads)"
+

