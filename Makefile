@@ -36,10 +36,10 @@ demo: install
 
 up: install
 	@$(STACK) up
-	$(BIN)/python deploy/local/services.py start
+	$(BIN)/python deploy/local/processes.py start
 
 down:
-	-@$(BIN)/python deploy/local/services.py stop
+	-@$(BIN)/python deploy/local/processes.py stop
 	-@$(STACK) down
 
 bench: install

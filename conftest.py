@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent
+# deploy/local holds scripts, not a package: its stack and processes modules are imported by path.
+sys.path.insert(0, str(ROOT / "deploy" / "local"))
+import stack  # noqa: E402
+
 TEST_REDIS_DB = int(os.environ.get("STREAMTUNE_TEST_REDIS_DB", "15"))
 
 
@@ -22,17 +26,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(getattr(pytest.mark, kind))
 
 
-def _stack():
-    spec = importlib.util.spec_from_file_location("streamtune_stack", ROOT / "deploy" / "local" / "stack.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def infra_env() -> dict[str, str]:
     """Redis and S3 up (started if needed), their settings in os.environ; Redis on a test database."""
-    env = _stack().up()
+    env = stack.up()
     base = env["STREAMTUNE_REDIS_URL"].rsplit("/", 1)[0]
     env["STREAMTUNE_REDIS_URL"] = f"{base}/{TEST_REDIS_DB}"
     os.environ.update(env)
@@ -54,9 +51,16 @@ async def redis_client(infra_env: dict[str, str]):
 def infra_settings(infra_env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
     """InfraSettings on the test Redis database and a fresh bucket of the real S3 server."""
     from streamtune_shared.settings import InfraSettings
+    from streamtune_shared.storage import minio_store
 
     monkeypatch.setenv("STREAMTUNE_S3_BUCKET", f"test-{uuid.uuid4().hex[:12]}")
-    return InfraSettings()
+    settings = InfraSettings()
+    yield settings
+    # Whatever created the bucket (a fixture or a service under test), it would otherwise pile up on disk.
+    store = minio_store(settings)
+    for key in store.list_keys(""):
+        store.delete(key)
+    store.client.remove_bucket(store.bucket)
 
 
 @pytest.fixture

@@ -8,13 +8,12 @@ the bucket `streamtune-demo`, both emptied first, starts the four services as pr
 2. waits for the anonymized shards, asks the trainer to fine-tune MiniLM for disease NER;
 3. follows train.status (dev F1 per epoch) until the version is published;
 4. streams the remaining notes and waits until every clean clinical note has a prediction;
-5. prints a summary and stops the services.
+5. prints a summary and stops the processes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import statistics
 import sys
@@ -25,6 +24,9 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+import processes  # deploy/local, beside this script
+import stack
+
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 DEMO_DB = 1
@@ -33,16 +35,8 @@ TRAIN_NOTES = 340
 MODEL = "disease-ner"
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
 
 
-stack = _load("streamtune_stack", ROOT / "deploy/local/stack.py")
-services = _load("streamtune_services", ROOT / "deploy/local/services.py")
 
 
 def say(message: str) -> None:
@@ -111,16 +105,16 @@ async def follow_training(redis: Redis, request_id: str, timeout_s: float) -> tu
 async def run() -> None:
     env = stack.up()
     base = env["STREAMTUNE_REDIS_URL"].rsplit("/", 1)[0]
-    env = services.service_env({**env, "STREAMTUNE_REDIS_URL": f"{base}/{DEMO_DB}", "STREAMTUNE_S3_BUCKET": BUCKET},
+    env = processes.service_env({**env, "STREAMTUNE_REDIS_URL": f"{base}/{DEMO_DB}", "STREAMTUNE_S3_BUCKET": BUCKET},
                                 {"clinical-notes": MODEL})
     redis = Redis.from_url(env["STREAMTUNE_REDIS_URL"])
     await redis.flushdb()
     store = _demo_store(env)
     for key in store.list_keys(""):
         store.delete(key)
-    ports = {name: services.free_port() for name in services.SERVICES}
+    ports = {name: processes.free_port() for name in processes.SERVICES}
     say("starting ingestion, anonymizer, trainer, predictor ...")
-    procs = services.start_all(env, ports, ROOT / ".stack" / "logs")
+    procs = processes.start_all(env, ports, ROOT / ".stack" / "logs")
     started = time.monotonic()
     try:
         await demo_loop(redis, procs)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import sys
 import time
@@ -23,14 +22,11 @@ from redis.asyncio import Redis
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH_DB = 14
+sys.path.insert(0, str(ROOT / "deploy" / "local"))
+import processes  # noqa: E402
+import stack  # noqa: E402
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
 
 
 def make_payloads(n: int) -> list[bytes]:
@@ -82,9 +78,8 @@ async def measure_ceiling(redis: Redis, payloads: list[bytes]) -> float:
 
 async def measure_platform(redis: Redis, payloads: list[bytes], env: dict[str, str], logs: Path) -> float:
     """Ingestion + anonymizer as processes, raw -> clean, events/s (from the first XADD)."""
-    services = _load("streamtune_services", ROOT / "deploy/local/services.py")
     await redis.flushdb()
-    procs = [services.ServiceProcess(n, env, services.free_port(), logs / f"{n}.log").start()
+    procs = [processes.ServiceProcess(n, env, processes.free_port(), logs / f"{n}.log").start()
              for n in ("ingestion", "anonymizer")]
     try:
         for proc in procs:
@@ -100,7 +95,6 @@ async def measure_platform(redis: Redis, payloads: list[bytes], env: dict[str, s
 
 
 async def main(args: argparse.Namespace) -> dict:
-    stack = _load("streamtune_stack", ROOT / "deploy/local/stack.py")
     env = stack.up()
     base = env["STREAMTUNE_REDIS_URL"].rsplit("/", 1)[0]
     env = {**env, "STREAMTUNE_REDIS_URL": f"{base}/{BENCH_DB}", "STREAMTUNE_S3_BUCKET": f"bench-{uuid.uuid4().hex[:8]}"}

@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import importlib.util
 import json
 import os
 import tempfile
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -33,16 +33,13 @@ from streamtune_shared.logs import configure_logging  # noqa: E402
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "deploy" / "local"))
+import stack  # noqa: E402  (deploy/local holds scripts, not a package)
 BENCH_DB = 13
 MODEL_NAME, VERSION, DATASET = "bench-ner", "20260101T000000Z-bench000", "clinical-notes"
 LABELS = {0: "O", 1: "B-Disease", 2: "I-Disease"}
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def note_texts(n: int) -> list[str]:
@@ -148,7 +145,6 @@ async def measure_pipeline(env: dict[str, str], folder: Path, texts: list[str], 
 
 
 async def main(args: argparse.Namespace) -> dict:
-    stack = _load("streamtune_stack", ROOT / "deploy/local/stack.py")
     env = stack.up()
     base = env["STREAMTUNE_REDIS_URL"].rsplit("/", 1)[0]
     env = {**env, "STREAMTUNE_REDIS_URL": f"{base}/{BENCH_DB}", "STREAMTUNE_S3_BUCKET": f"bench-{uuid.uuid4().hex[:8]}",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
 import json
 import signal
 import sys
@@ -23,16 +22,7 @@ from streamtune_shared.datasets import read_dataset
 sys.path.insert(0, str(Path(__file__).parent))
 from dataplane_events import build_mix  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _services_module():
-    spec = importlib.util.spec_from_file_location("streamtune_services", ROOT / "deploy" / "local" / "services.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
+import processes  # noqa: E402  (deploy/local, put on sys.path by the root conftest)
 
 @pytest.fixture
 def service_env(infra_env, infra_settings, tmp_path):
@@ -59,10 +49,9 @@ async def _pending(redis, stream: str, group: str) -> int:
 
 
 async def test_thousand_events_with_a_killed_anonymizer(redis_client, service_env, object_store, tmp_path):
-    svc = _services_module()
     mix = build_mix(1000)
-    ingestion = svc.ServiceProcess("ingestion", service_env, svc.free_port(), tmp_path / "ingestion.log").start()
-    anonymizer = svc.ServiceProcess("anonymizer", service_env, svc.free_port(), tmp_path / "anonymizer-1.log").start()
+    ingestion = processes.ServiceProcess("ingestion", service_env, processes.free_port(), tmp_path / "ingestion.log").start()
+    anonymizer = processes.ServiceProcess("anonymizer", service_env, processes.free_port(), tmp_path / "anonymizer-1.log").start()
     restarted = None
     try:
         ingestion.wait_until()
@@ -78,7 +67,7 @@ async def test_thousand_events_with_a_killed_anonymizer(redis_client, service_en
                 anonymizer.signal(signal.SIGKILL)
                 anonymizer.proc.wait(10)
             if number == 6:
-                restarted = svc.ServiceProcess("anonymizer", service_env, svc.free_port(),
+                restarted = processes.ServiceProcess("anonymizer", service_env, processes.free_port(),
                                                tmp_path / "anonymizer-2.log").start()
                 restarted.wait_until()
 

@@ -6,24 +6,12 @@ import base64
 import json
 
 from faststream.redis import TestRedisBroker
-from faststream.redis.testing import PEL
 from streamtune_ingestion import handlers
 from streamtune_ingestion.app import IngestionDeps, create_app
 from streamtune_ingestion.handlers import GROUP, RawEventHandler, dedupe_key
 from streamtune_shared import streams
 from streamtune_shared.bus import Entry
 from streamtune_shared.testing import InMemoryBus
-
-
-class BusAckedPEL(PEL):
-    """TestRedisBroker's pending list, tolerant of batches acked through the bus.
-
-    The shared batch parser gives each batch a fresh correlation id (plain entries carry none), so
-    the fake cannot match it to the published command; acknowledgement is asserted on the bus instead.
-    """
-
-    def _remove(self, correlation_id) -> None:
-        self.entries.pop(correlation_id, None)
 
 
 def entry(n: int, payload: bytes | None) -> Entry:
@@ -103,7 +91,7 @@ async def test_a_whole_fixture_batch_goes_through(settings, now, pump_events, cl
 async def test_entries_delivered_by_the_broker_reach_the_process_function(settings, now, pump_events):
     bus = InMemoryBus()
     app = create_app(settings, IngestionDeps(bus=bus, clock=lambda: now))
-    async with TestRedisBroker(app.broker, pel=BusAckedPEL()) as broker:
+    async with TestRedisBroker(app.broker) as broker:
         await broker.publish(json.dumps(pump_events[0]).encode(), stream=streams.RAW)
         await broker.publish(b"not json", stream=streams.RAW)
     assert [m["event_id"] for m in bus.messages(streams.VALID)] == ["pump-0000"]

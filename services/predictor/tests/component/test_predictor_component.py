@@ -8,7 +8,6 @@ import threading
 
 import pytest
 from faststream.redis import TestRedisBroker
-from faststream.redis.testing import PEL
 from prometheus_client import REGISTRY
 from streamtune_predictor.app import PredictorDeps, build_service
 from streamtune_predictor.config import PredictorSettings
@@ -33,17 +32,6 @@ class TouchRecordingBus(InMemoryBus):
 
     async def touch(self, stream: str, group: str, consumer: str, ids) -> None:
         self.touched.append(list(ids))
-
-
-class BusAckedPEL(PEL):
-    """TestRedisBroker's pending list, tolerant of batches acked through the bus.
-
-    The shared batch parser gives each batch a fresh correlation id (plain entries carry none), so
-    the fake cannot match it to the published command; acknowledgement is asserted on the bus instead.
-    """
-
-    def _remove(self, correlation_id) -> None:
-        self.entries.pop(correlation_id, None)
 
 
 @pytest.fixture
@@ -79,7 +67,7 @@ async def test_a_clean_event_on_the_broker_becomes_one_prediction(bus, store, mo
     publish(store, model_folder("ner-span"), "disease-ner", V1)
     service = _service(bus, store)
     await service.reloader.load_missing()
-    async with TestRedisBroker(service.app.broker, pel=BusAckedPEL()) as broker:
+    async with TestRedisBroker(service.app.broker) as broker:
         await broker.publish(make_event("note-1", TEXT), stream="events.clean")
     (message,) = bus.messages("predictions")
     assert set(message) >= {"event_id", "dataset", "model", "version", "task", "outputs", "latency_ms"}

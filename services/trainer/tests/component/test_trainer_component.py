@@ -6,7 +6,6 @@ import json
 
 import pytest
 from faststream.redis import TestRedisBroker
-from faststream.redis.testing import PEL
 from streamtune_shared import streams
 from streamtune_shared.bus import Entry
 from streamtune_shared.schemas import TrainRequest
@@ -16,17 +15,6 @@ from streamtune_trainer.app import TrainerDeps, create_app, create_service
 from streamtune_trainer.config import TrainerSettings
 
 DATASET = "clinical-notes"
-
-
-class BusAckedPEL(PEL):
-    """TestRedisBroker's pending list, tolerant of entries acked through the bus.
-
-    Our parser builds the batch message itself, so its correlation id is not the one the test
-    broker filed the publish under; the entry is acked by ``Bus.forward`` instead.
-    """
-
-    def _remove(self, correlation_id) -> None:
-        self.entries.pop(correlation_id, None)
 
 
 @pytest.fixture
@@ -208,7 +196,7 @@ async def test_a_checkpoint_from_before_the_label_set_changed_is_not_resumed(
 async def test_entries_reach_the_handler_through_the_broker(settings, fakes):
     bus, store = fakes
     app = create_app(settings, TrainerDeps(bus=bus, store=store))
-    async with TestRedisBroker(app.broker, pel=BusAckedPEL()) as broker:
+    async with TestRedisBroker(app.broker) as broker:
         await broker.publish(b'{"model_name": 3}', stream=streams.TRAIN_REQUESTS)
 
     [letter] = bus.messages(streams.DLQ)

@@ -1,7 +1,7 @@
 """Run the four services as local processes (what `make up`, the demo and the e2e tests use).
 
-    python deploy/local/services.py start     # after `stack.py up`; logs in .stack/logs/
-    python deploy/local/services.py stop
+    python deploy/local/processes.py start     # after `stack.py up`; logs in .stack/logs/
+    python deploy/local/processes.py stop
 """
 
 from __future__ import annotations
@@ -144,4 +144,4 @@ def _stop_cli() -> None:
 
 if __name__ == "__main__":
     {"start": _start_cli, "stop": _stop_cli}.get(sys.argv[1] if len(sys.argv) > 1 else "", lambda: sys.exit(
-        "usage: services.py start|stop"))()
+        "usage: processes.py start|stop"))()
