@@ -124,6 +124,7 @@ def ensure_s3(creds: dict[str, str]) -> str:
     """The S3 endpoint (host:port), starting SeaweedFS when nothing listens on it."""
     endpoint = f"127.0.0.1:{S3_PORT}"
     if _answers("127.0.0.1", S3_PORT):
+        _check_s3_credentials(endpoint, creds)
         return endpoint
     weed = _venv_bin("weed")
     if weed is None:
@@ -145,6 +146,22 @@ def ensure_s3(creds: dict[str, str]) -> str:
     _save_pid("s3", proc.pid)
     _wait(lambda: _answers("127.0.0.1", S3_PORT), "SeaweedFS S3", seconds=60)
     return endpoint
+
+
+def _check_s3_credentials(endpoint: str, creds: dict[str, str]) -> None:
+    """Fail clearly when the S3 server already running is not ours (it rejects our keys)."""
+    try:
+        from minio import Minio  # noqa: PLC0415 - installed with the project; the check is skipped before that
+        from minio.error import S3Error  # noqa: PLC0415
+    except ImportError:
+        return
+    client = Minio(endpoint, access_key=creds["STREAMTUNE_S3_ACCESS_KEY"],
+                   secret_key=creds["STREAMTUNE_S3_SECRET_KEY"], secure=False)
+    try:
+        client.list_buckets()
+    except S3Error as exc:
+        raise SystemExit(f"stack: the S3 server on {endpoint} rejects this checkout's keys ({exc.code}); "
+                         "stop it (another checkout's `make down`) or free the port") from exc
 
 
 def up() -> dict[str, str]:
