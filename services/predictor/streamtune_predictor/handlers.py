@@ -7,7 +7,6 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import structlog
 from pydantic import ValidationError
@@ -27,12 +26,6 @@ HOLD_POLL_S = 0.1
 HOLD_LOG_EVERY_MS = 30_000.0
 
 
-class HoldingBus(Bus, Protocol):
-    """The bus, plus keeping entries claimed while they wait for their model."""
-
-    async def touch(self, stream: str, group: str, consumer: str, ids: Sequence[str]) -> None: ...
-
-
 class ShuttingDown(RuntimeError):
     """Raised by a batch still waiting for its model at shutdown: its entries stay pending for another worker."""
 
@@ -49,7 +42,7 @@ class Triage:
 class PredictionHandler:
     """Processes micro-batches of ``events.clean`` for the batch consumer of group ``predictor``."""
 
-    def __init__(self, registry: ModelRegistry, bus: Callable[[], HoldingBus], *, consumer: str,
+    def __init__(self, registry: ModelRegistry, bus: Callable[[], Bus], *, consumer: str,
                  claim_idle_ms: int, clock: Callable[[], float] = monotonic_ms) -> None:
         self.registry = registry
         self._bus = bus

@@ -175,13 +175,10 @@ class TrainRequestHandler:
                           should_stop=self.stopping.is_set, after_epoch=self.after_epoch)
 
     async def _heartbeat(self, entry_id: str) -> None:
-        touch = getattr(self._bus(), "touch", None)
-        if touch is None:
-            return
         interval_s = self.settings.claim_idle_ms / 4 / 1000
         while True:
             await asyncio.sleep(interval_s)
             try:
-                await touch(streams.TRAIN_REQUESTS, GROUP, self.consumer, [entry_id])
+                await self._bus().touch(streams.TRAIN_REQUESTS, GROUP, self.consumer, [entry_id])
             except Exception as exc:  # noqa: BLE001 - Redis hiccup: the next beat tries again
                 log.warning("heartbeat.failed", entry_id=entry_id, error=type(exc).__name__)
