@@ -85,3 +85,24 @@ async def test_pending_entries_of_a_dead_consumer_are_reclaimed_then_dead_letter
     assert letter["deliveries"] == 3 and "gave up" in letter["reason"]
     assert (await redis_client.xpending("t.in", "g"))["pending"] == 0
     assert good != poison
+
+
+async def test_shutdown_finishes_the_batch_in_hand(redis_client, infra_settings):
+    from streamtune_shared.service import ServiceRuntime
+
+    runtime = ServiceRuntime(infra_settings, name="slow")
+    started = asyncio.Event()
+
+    async def slow(entries: list[Entry]) -> None:
+        started.set()
+        await asyncio.sleep(1.0)  # shutdown arrives while this batch is in hand
+        await runtime.bus.forward("t.in", "g", [Forward(e.id, "t.out", e.payload) for e in entries])
+
+    runtime.add_consumer(ConsumerSpec("t.in", "g", stage="test", max_records=10), slow)
+    app = runtime.build()
+    for i in range(5):
+        await redis_client.xadd("t.in", {"payload": json.dumps({"n": i})})
+    async with app.start_lifespan_context():
+        await asyncio.wait_for(started.wait(), 10)
+    assert await redis_client.xlen("t.out") == 5
+    assert (await redis_client.xpending("t.in", "g"))["pending"] == 0
