@@ -272,6 +272,7 @@ class ConsumerSpec:
     claim_idle_ms: int = 30_000
     reclaim_every_s: float = 2.0
     max_deliveries: int = 5
+    prune_idle_ms: int = 3_600_000
 
 
 class BatchConsumer:
@@ -336,8 +337,12 @@ class BatchConsumer:
                       error=type(exc).__name__, detail=str(exc)[:200])
 
     async def _reclaim_forever(self) -> None:
+        rounds = 0
         while True:
             try:
+                if rounds % 30 == 0:
+                    await self.prune_consumers()
+                rounds += 1
                 claimed = await self.reclaim_once()
             except asyncio.CancelledError:
                 raise
@@ -369,6 +374,21 @@ class BatchConsumer:
         for entry in retry:
             await self._run([entry])
         return len(entries)
+
+    async def prune_consumers(self) -> int:
+        """Forget consumers of dead processes: nothing pending and idle longer than ``prune_idle_ms``.
+
+        Every restart and scale-down leaves its hostname-pid consumer behind in the group.
+        """
+        spec, redis = self.spec, self._bus().redis
+        pruned = 0
+        for info in await redis.xinfo_consumers(spec.stream, spec.group):
+            name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+            if name != spec.consumer and info["pending"] == 0 and info["idle"] > spec.prune_idle_ms:
+                pruned += await redis.xgroup_delconsumer(spec.stream, spec.group, name) == 0
+        if pruned:
+            log.info("consumers.pruned", stream=spec.stream, group=spec.group, count=pruned)
+        return pruned
 
     async def _dead_letter_exhausted(self, bus: RedisBus, entries: list[Entry]) -> None:
         spec = self.spec

@@ -106,3 +106,16 @@ async def test_shutdown_finishes_the_batch_in_hand(redis_client, infra_settings)
         await asyncio.wait_for(started.wait(), 10)
     assert await redis_client.xlen("t.out") == 5
     assert (await redis_client.xpending("t.in", "g"))["pending"] == 0
+
+
+async def test_consumers_of_dead_processes_are_pruned_once_idle_and_empty(redis_client):
+    bus = RedisBus(redis_client)
+    await bus.ensure_group("t.in", "g")
+    await redis_client.xadd("t.in", {"payload": b"x"})
+    await redis_client.xreadgroup("g", "dead-with-pending", {"t.in": ">"})
+    await redis_client.xgroup_createconsumer("t.in", "g", "dead-empty")
+    await asyncio.sleep(0.05)
+    spec = ConsumerSpec("t.in", "g", stage="test", consumer="alive", prune_idle_ms=10)
+    assert await BatchConsumer(spec, lambda entries: None, lambda: bus).prune_consumers() == 1
+    names = {c["name"] for c in await redis_client.xinfo_consumers("t.in", "g")}
+    assert names == {b"dead-with-pending"}
