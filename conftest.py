@@ -51,16 +51,17 @@ async def redis_client(infra_env: dict[str, str]):
 def infra_settings(infra_env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
     """InfraSettings on the test Redis database and a fresh bucket of the real S3 server."""
     from streamtune_shared.settings import InfraSettings
-    from streamtune_shared.storage import minio_store
+    from streamtune_shared.storage import MinioObjectStore, minio_client
 
     monkeypatch.setenv("STREAMTUNE_S3_BUCKET", f"test-{uuid.uuid4().hex[:12]}")
     settings = InfraSettings()
     yield settings
     # Whatever created the bucket (a fixture or a service under test), it would otherwise pile up on disk.
-    store = minio_store(settings)
-    for key in store.list_keys(""):
-        store.delete(key)
-    store.client.remove_bucket(store.bucket)
+    store = MinioObjectStore(minio_client(settings), settings.s3_bucket)
+    if store.client.bucket_exists(store.bucket):
+        for key in store.list_keys(""):
+            store.delete(key)
+        store.client.remove_bucket(store.bucket)
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".stack"
 S3_PORT = 8333
 FALLBACK_REDIS_PORT = 6390
+S3_VOLUME_MB = 64
 
 
 def _answers(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -140,12 +141,31 @@ def ensure_s3(creds: dict[str, str]) -> str:
     }]}))
     identities.chmod(0o600)
     proc = subprocess.Popen(
-        [weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.config={identities}"],
+        # Small volumes: weed sizes them from the free disk (1 GiB on a big disk, 70 slots) and every
+        # bucket takes several, so a test suite that makes a bucket per test would run out of slots.
+        [weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.config={identities}",
+         f"-master.volumeSizeLimitMB={S3_VOLUME_MB}"],
         stdout=open(STATE / "s3.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True, cwd=STATE,
     )
     _save_pid("s3", proc.pid)
     _wait(lambda: _answers("127.0.0.1", S3_PORT), "SeaweedFS S3", seconds=60)
+    _wait(lambda: _s3_serves(endpoint, creds), "SeaweedFS S3 requests", seconds=60)
     return endpoint
+
+
+def _s3_serves(endpoint: str, creds: dict[str, str]) -> bool:
+    """Whether the S3 server answers a signed request (its filer may still be starting)."""
+    try:
+        from minio import Minio  # noqa: PLC0415
+    except ImportError:
+        return True
+    client = Minio(endpoint, access_key=creds["STREAMTUNE_S3_ACCESS_KEY"],
+                   secret_key=creds["STREAMTUNE_S3_SECRET_KEY"], secure=False)
+    try:
+        client.list_buckets()
+    except Exception:  # noqa: BLE001 - not ready yet
+        return False
+    return True
 
 
 def _check_s3_credentials(endpoint: str, creds: dict[str, str]) -> None:

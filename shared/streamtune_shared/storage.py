@@ -85,16 +85,20 @@ class MinioObjectStore:
         self.client.remove_object(self.bucket, key)
 
 
-def minio_store(infra: InfraSettings) -> MinioObjectStore:
-    """The object store the settings point at, with its bucket created."""
-    client = Minio(
+def minio_client(infra: InfraSettings) -> Minio:
+    """A minio client for the S3 server the settings point at."""
+    return Minio(
         infra.s3_endpoint,
         access_key=infra.s3_access_key.get_secret_value(),
         secret_key=infra.s3_secret_key.get_secret_value(),
         secure=infra.s3_secure,
         region=infra.s3_region,
     )
-    store = MinioObjectStore(client, infra.s3_bucket)
+
+
+def minio_store(infra: InfraSettings) -> MinioObjectStore:
+    """The object store the settings point at, with its bucket created."""
+    store = MinioObjectStore(minio_client(infra), infra.s3_bucket)
     store.ensure_bucket()
     return store
 
