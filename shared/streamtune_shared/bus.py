@@ -89,10 +89,26 @@ def dead_letter(
     errors: Sequence[FieldError] = (),
     event_id: str | None = None,
 ) -> DeadLetter:
-    """A dead letter carrying the entry's original bytes (base64, and as text when it is UTF-8)."""
+    """A dead letter for a stream entry; without a payload field, its fields as ``name=value`` lines."""
     raw = entry.payload
     if raw is None:
         raw = b"".join(k + b"=" + v + b"\n" for k, v in entry.fields.items())
+    return dead_letter_for_bytes(raw, stage=stage, reason=reason, source_stream=source_stream,
+                                 entry_id=entry.id, deliveries=entry.deliveries, errors=errors, event_id=event_id)
+
+
+def dead_letter_for_bytes(
+    raw: bytes,
+    *,
+    stage: str,
+    reason: str,
+    source_stream: str | None = None,
+    entry_id: str | None = None,
+    deliveries: int = 1,
+    errors: Sequence[FieldError] = (),
+    event_id: str | None = None,
+) -> DeadLetter:
+    """A dead letter carrying original bytes (base64, and as text when it is UTF-8), e.g. an HTTP body."""
     truncated = len(raw) > DLQ_ORIGINAL_LIMIT
     raw = raw[:DLQ_ORIGINAL_LIMIT]
     try:
@@ -104,9 +120,9 @@ def dead_letter(
         reason=reason,
         errors=tuple(errors),
         source_stream=source_stream,
-        entry_id=entry.id,
+        entry_id=entry_id,
         event_id=event_id,
-        deliveries=entry.deliveries,
+        deliveries=deliveries,
         original=text,
         original_b64=base64.b64encode(raw).decode(),
         original_truncated=truncated,
@@ -142,6 +158,8 @@ class Bus(Protocol):
 
     async def publish(self, stream: str, message: BaseModel) -> str: ...
 
+    async def publish_bytes(self, stream: str, payload: bytes) -> str: ...
+
     async def forward(self, source: str, group: str, items: Sequence[Forward]) -> list[bool]: ...
 
     async def ack(self, source: str, group: str, ids: Sequence[str]) -> int: ...
@@ -163,7 +181,11 @@ class RedisBus:
 
     async def publish(self, stream: str, message: BaseModel) -> str:
         """Append one message to a stream; returns the entry id."""
-        entry_id = await self.redis.xadd(stream, {streams.PAYLOAD_FIELD: encode(message)})
+        return await self.publish_bytes(stream, encode(message))
+
+    async def publish_bytes(self, stream: str, payload: bytes) -> str:
+        """Append a payload exactly as given (e.g. a producer's own JSON bytes); returns the entry id."""
+        entry_id = await self.redis.xadd(stream, {streams.PAYLOAD_FIELD: payload})
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     async def forward(self, source: str, group: str, items: Sequence[Forward]) -> list[bool]:

@@ -6,7 +6,6 @@ Entries carry one field, ``payload``, holding the JSON of one of these models.
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -179,7 +178,8 @@ class TrainRequest(BaseModel):
     model_config = _FROZEN
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    request_id: Identifier = Field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: Identifier | None = Field(
+        default=None, description="Names the run; without one the trainer derives it from the stream entry id.")
     model_name: ModelName
     task: Task
     dataset: DatasetName

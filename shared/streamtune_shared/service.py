@@ -50,6 +50,7 @@ class ServiceRuntime:
         self._task_factories: list[tuple[str, TaskFactory]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stop_hooks: list[TaskFactory] = []
+        self._stopping_hooks: list[TaskFactory] = []
         self.started = False
 
     @property
@@ -69,6 +70,10 @@ class ServiceRuntime:
     def add_task(self, name: str, factory: TaskFactory) -> None:
         """Run a background coroutine (a timer, a watcher) from startup until shutdown."""
         self._task_factories.append((name, factory))
+
+    def add_stopping_hook(self, hook: TaskFactory) -> None:
+        """Run as soon as shutdown begins, before in-flight batches drain (e.g. tell a long wait to give up)."""
+        self._stopping_hooks.append(hook)
 
     def add_stop_hook(self, hook: TaskFactory) -> None:
         """Run after in-flight batches drained, before Redis closes (e.g. flush a buffer)."""
@@ -96,6 +101,8 @@ class ServiceRuntime:
 
     async def _on_shutdown(self) -> None:
         self.started = False
+        for hook in self._stopping_hooks:
+            await hook()
         for consumer in self.consumers:
             await consumer.stop_reclaimer()
 

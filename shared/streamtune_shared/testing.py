@@ -27,7 +27,10 @@ class InMemoryBus:
         return [json.loads(p) for p in self.streams[stream]]
 
     async def publish(self, stream: str, message: BaseModel) -> str:
-        self.streams[stream].append(encode(message))
+        return await self.publish_bytes(stream, encode(message))
+
+    async def publish_bytes(self, stream: str, payload: bytes) -> str:
+        self.streams[stream].append(payload)
         return f"0-{len(self.streams[stream])}"
 
     async def forward(self, source: str, group: str, items: Sequence[Forward]) -> list[bool]:

@@ -121,8 +121,8 @@ class TrainRequestHandler:
             RUNS.labels("invalid").inc()
             log.warning("request.dead_lettered", entry_id=entry.id, errors=len(errors))
             return None
-        if "request_id" not in request.model_fields_set:
-            # The schema's default is a fresh uuid per parse: a redelivery must keep the same id to resume.
+        if request.request_id is None:
+            # Derived from the entry, so every delivery of it is the same run (resume, idempotence).
             request = request.model_copy(update={"request_id": stable_request_id(entry.id)})
         return request
 

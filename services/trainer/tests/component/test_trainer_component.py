@@ -30,7 +30,8 @@ def fakes(clinical_events, write_shards):
 
 
 def _request(base: str, **overrides) -> TrainRequest:
-    fields = {"model_name": "notes-ner", "task": "token-classification", "dataset": DATASET, "base_model": base,
+    fields = {"request_id": "run-1", "model_name": "notes-ner", "task": "token-classification", "dataset": DATASET,
+              "base_model": base,
               "epochs": 2, "batch_size": 16, "learning_rate": 1e-3, "max_length": 48, "dev_fraction": 0.2,
               "test_fraction": 0.2, **overrides}
     return TrainRequest(**fields)

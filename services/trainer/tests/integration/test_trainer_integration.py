@@ -39,7 +39,7 @@ async def _pending(redis) -> int:
 async def test_a_fine_tune_on_clinical_notes_publishes_a_version_that_learned_the_entities(
         redis_client, infra_settings, object_store, clinical_events, write_shards):
     write_shards(object_store, DATASET, clinical_events)
-    request = TrainRequest(model_name="clinical-ner", task="token-classification", dataset=DATASET,
+    request = TrainRequest(request_id="it-clinical-ner", model_name="clinical-ner", task="token-classification", dataset=DATASET,
                            base_model="minilm", epochs=3, batch_size=16, learning_rate=3e-4, max_length=128)
     await redis_client.xadd(streams.TRAIN_REQUESTS, {"payload": request.model_dump_json()})
 
@@ -67,7 +67,7 @@ async def test_a_fine_tune_on_clinical_notes_publishes_a_version_that_learned_th
 async def test_a_trainer_that_crashes_after_an_epoch_is_resumed_by_another_and_publishes_once(
         redis_client, infra_settings, object_store, clinical_events, write_shards, tiny_base_model):
     write_shards(object_store, DATASET, clinical_events[:120])
-    request = TrainRequest(model_name="crash-ner", task="token-classification", dataset=DATASET,
+    request = TrainRequest(request_id="it-crash-ner", model_name="crash-ner", task="token-classification", dataset=DATASET,
                            base_model=str(tiny_base_model), epochs=2, batch_size=16, learning_rate=1e-3,
                            max_length=64, dev_fraction=0.2, test_fraction=0.2)
     await redis_client.xadd(streams.TRAIN_REQUESTS, {"payload": request.model_dump_json()})
@@ -106,7 +106,7 @@ async def test_a_trainer_that_crashes_after_an_epoch_is_resumed_by_another_and_p
 async def test_a_live_run_heartbeats_so_an_idle_trainer_never_takes_it_over(
         redis_client, infra_settings, object_store, clinical_events, write_shards, tiny_base_model):
     write_shards(object_store, DATASET, clinical_events[:120])
-    request = TrainRequest(model_name="busy-ner", task="token-classification", dataset=DATASET,
+    request = TrainRequest(request_id="it-busy-ner", model_name="busy-ner", task="token-classification", dataset=DATASET,
                            base_model=str(tiny_base_model), epochs=8, batch_size=8, learning_rate=1e-3,
                            max_length=64, dev_fraction=0.2, test_fraction=0.2, early_stopping_patience=None)
     await redis_client.xadd(streams.TRAIN_REQUESTS, {"payload": request.model_dump_json()})
@@ -129,7 +129,7 @@ async def test_a_live_run_heartbeats_so_an_idle_trainer_never_takes_it_over(
 async def test_shutdown_stops_a_running_training_and_leaves_the_request_for_another_trainer(
         redis_client, infra_settings, object_store, clinical_events, write_shards, tiny_base_model):
     write_shards(object_store, DATASET, clinical_events[:120])
-    request = TrainRequest(model_name="stopped-ner", task="token-classification", dataset=DATASET,
+    request = TrainRequest(request_id="it-stopped-ner", model_name="stopped-ner", task="token-classification", dataset=DATASET,
                            base_model=str(tiny_base_model), epochs=100, batch_size=8, learning_rate=1e-3,
                            max_length=64, dev_fraction=0.2, test_fraction=0.2, early_stopping_patience=None)
     await redis_client.xadd(streams.TRAIN_REQUESTS, {"payload": request.model_dump_json()})
