@@ -153,14 +153,21 @@ def ensure_s3(creds: dict[str, str]) -> str:
     return endpoint
 
 
+def _s3_client(endpoint: str, creds: dict[str, str]):
+    """A minio client with this checkout's keys, or None before the project is installed."""
+    try:
+        from minio import Minio  # noqa: PLC0415 - installed with the project
+    except ImportError:
+        return None
+    return Minio(endpoint, access_key=creds["STREAMTUNE_S3_ACCESS_KEY"],
+                 secret_key=creds["STREAMTUNE_S3_SECRET_KEY"], secure=False)
+
+
 def _s3_serves(endpoint: str, creds: dict[str, str]) -> bool:
     """Whether the S3 server answers a signed request (its filer may still be starting)."""
-    try:
-        from minio import Minio  # noqa: PLC0415
-    except ImportError:
+    client = _s3_client(endpoint, creds)
+    if client is None:
         return True
-    client = Minio(endpoint, access_key=creds["STREAMTUNE_S3_ACCESS_KEY"],
-                   secret_key=creds["STREAMTUNE_S3_SECRET_KEY"], secure=False)
     try:
         client.list_buckets()
     except Exception:  # noqa: BLE001 - not ready yet
@@ -170,13 +177,11 @@ def _s3_serves(endpoint: str, creds: dict[str, str]) -> bool:
 
 def _check_s3_credentials(endpoint: str, creds: dict[str, str]) -> None:
     """Fail clearly when the S3 server already running is not ours (it rejects our keys)."""
-    try:
-        from minio import Minio  # noqa: PLC0415 - installed with the project; the check is skipped before that
-        from minio.error import S3Error  # noqa: PLC0415
-    except ImportError:
+    client = _s3_client(endpoint, creds)
+    if client is None:
         return
-    client = Minio(endpoint, access_key=creds["STREAMTUNE_S3_ACCESS_KEY"],
-                   secret_key=creds["STREAMTUNE_S3_SECRET_KEY"], secure=False)
+    from minio.error import S3Error  # noqa: PLC0415
+
     try:
         client.list_buckets()
     except S3Error as exc:

@@ -353,6 +353,7 @@ class BatchConsumer:
         spec = self.spec
         try:
             await self._process(entries)
+            ENTRIES.labels(spec.stream, spec.group, "processed").inc(len(entries))
         except Exception as exc:  # noqa: BLE001 - left pending, reclaimed and retried
             BATCH_FAILURES.labels(spec.stream, spec.group).inc()
             log.error("batch.failed", stream=spec.stream, group=spec.group, entries=len(entries),

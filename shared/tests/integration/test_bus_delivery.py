@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from prometheus_client import REGISTRY
 from streamtune_shared import streams
 from streamtune_shared.bus import BatchConsumer, ConsumerSpec, Entry, Forward, RedisBus, make_broker
 
@@ -27,6 +28,7 @@ async def test_entries_written_before_the_worker_starts_are_consumed(redis_clien
         await bus.forward("t.in", "g", [Forward(e.id, "t.out", e.payload) for e in entries])
 
     consumer = BatchConsumer(ConsumerSpec("t.in", "g", stage="test", max_records=2), process, lambda: bus)
+    processed_before = _processed("t.in", "g")
     broker = make_broker(infra_env["STREAMTUNE_REDIS_URL"])
     consumer.register(broker)
     await consumer.start()
@@ -38,6 +40,12 @@ async def test_entries_written_before_the_worker_starts_are_consumed(redis_clien
     assert (await redis_client.xpending("t.in", "g"))["pending"] == 0
     raw = await redis_client.xrange("t.out")
     assert json.loads(raw[0][1][b"payload"]) == {"n": 0}
+    assert _processed("t.in", "g") - processed_before == 5
+
+
+def _processed(stream: str, group: str) -> float:
+    labels = {"stream": stream, "group": group, "outcome": "processed"}
+    return REGISTRY.get_sample_value("streamtune_entries_total", labels) or 0.0
 
 
 async def _xlen(redis, stream: str, n: int) -> bool:
