@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from redis.exceptions import RedisError
 from streamtune_shared import streams
-from streamtune_shared.bus import Bus, Entry, dead_letter
-from streamtune_shared.schemas import DeadLetter, FieldError
+from streamtune_shared.bus import Bus, dead_letter_for_bytes, encode
+from streamtune_shared.schemas import FieldError
 
 from .config import IngestionSettings
 from .domain import Accepted, IngestionPolicy, Outcome, Rejected, ingest_payload
@@ -46,18 +46,6 @@ class IngestResponse(BaseModel):
     rejected: int
     results: list[ItemResult]
     errors: list[FieldError] = []
-
-
-class VerbatimJSON(BaseModel):
-    """A producer's JSON document, published byte for byte (the shared Bus publishes models)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    text: str
-
-    def model_dump_json(self, **_: Any) -> str:  # type: ignore[override]
-        """The document itself, not a JSON object wrapping it."""
-        return self.text
 
 
 class BusUnavailable(Exception):
@@ -108,24 +96,25 @@ async def ingest_body(bus: Bus, body: bytes, max_items: int, policy: IngestionPo
         items = split_events_body(body, max_items)
     except BodyNotJSON as exc:
         error = FieldError(field=BODY_FIELD, message=str(exc))
-        await publish(bus, streams.DLQ, http_dead_letter(body, str(exc), (error,), None))
+        await publish_dead_letter(bus, body, str(exc), (error,), None)
         REJECTIONS.labels("http", "not_json").inc()
         log.info("http.body_rejected", code="not_json", size=len(body))
         return body_error(400, str(exc))
     outcomes = [ingest_payload(item, policy, now) for item in items]
     for item, outcome in zip(items, outcomes, strict=True):
         if isinstance(outcome, Accepted):
-            await publish(bus, streams.RAW, VerbatimJSON(text=item.decode()))
+            await publish(bus, streams.RAW, item)  # the producer's own bytes: the stream consumer judges them alike
         else:
-            await publish(bus, streams.DLQ, http_dead_letter(item, outcome.reason, outcome.errors, outcome.event_id))
+            await publish_dead_letter(bus, item, outcome.reason, outcome.errors, outcome.event_id)
     return item_results(outcomes)
 
 
-def http_dead_letter(original: bytes, reason: str, errors: Sequence[FieldError], event_id: str | None) -> DeadLetter:
-    """A dead letter for HTTP input: no stream entry, the producer's bytes as the original."""
-    letter = dead_letter(Entry(id="", fields={streams.PAYLOAD_FIELD.encode(): original}), stage=HTTP_STAGE,
-                         reason=reason, source_stream="", errors=errors, event_id=event_id)
-    return letter.model_copy(update={"entry_id": None, "source_stream": None})
+async def publish_dead_letter(
+    bus: Bus, original: bytes, reason: str, errors: Sequence[FieldError], event_id: str | None
+) -> None:
+    """Dead-letter HTTP input: no stream entry, the producer's bytes as the original."""
+    letter = dead_letter_for_bytes(original, stage=HTTP_STAGE, reason=reason, errors=errors, event_id=event_id)
+    await publish(bus, streams.DLQ, encode(letter))
 
 
 def current_bus(bus: Callable[[], Bus]) -> Bus:
@@ -136,10 +125,10 @@ def current_bus(bus: Callable[[], Bus]) -> Bus:
         raise BusUnavailable("the service is starting; retry shortly") from None
 
 
-async def publish(bus: Bus, stream: str, message: BaseModel) -> None:
-    """Publish, turning a Redis outage into BusUnavailable (503: the producer retries)."""
+async def publish(bus: Bus, stream: str, payload: bytes) -> None:
+    """Publish the payload as given, turning a Redis outage into BusUnavailable (503: the producer retries)."""
     try:
-        await bus.publish(stream, message)
+        await bus.publish_bytes(stream, payload)
     except (RedisError, OSError) as exc:
         log.warning("http.bus_unavailable", error=type(exc).__name__)
         raise BusUnavailable("the event bus is unavailable; retry shortly") from None

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
+from streamtune_shared import streams
 from streamtune_shared.schemas import SUPPORTED_SCHEMA_VERSIONS, FieldError
 
-PAYLOAD_FIELD = "payload"
+PAYLOAD_FIELD = streams.PAYLOAD_FIELD
 EVENT_FIELD = "event"
 _SUPPORTED = ", ".join(str(v) for v in SUPPORTED_SCHEMA_VERSIONS)
 _VALUE_ERROR_PREFIX = "Value error, "

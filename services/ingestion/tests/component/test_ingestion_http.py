@@ -18,7 +18,7 @@ from streamtune_shared.testing import InMemoryBus
 class UnreachableBus(InMemoryBus):
     """A bus whose Redis is down."""
 
-    async def publish(self, stream, message) -> str:
+    async def publish_bytes(self, stream, payload) -> str:  # publish() goes through it too
         raise RedisConnectionError("connection refused")
 
 
@@ -53,7 +53,8 @@ async def test_a_mixed_array_is_accepted_with_an_error_per_bad_item(settings, no
     assert bus.streams[streams.RAW] == [good]  # the producer's bytes, for the stream consumer to dedupe and forward
     letters = bus.messages(streams.DLQ)
     assert [base64.b64decode(d["original_b64"]) for d in letters] == [bad_ts, bad_reading]
-    assert all(d["stage"] == "ingestion-http" and d["entry_id"] is None for d in letters)
+    assert all(d["stage"] == "ingestion-http" and d["entry_id"] is None and d["source_stream"] is None
+               for d in letters)
 
 
 async def test_a_single_object_is_accepted(settings, now, clinical_events):
