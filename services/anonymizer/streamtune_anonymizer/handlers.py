@@ -201,12 +201,12 @@ class ShardWriter:
         if self.buffer.total_rows:
             log.warning("shard.unflushed_at_stop", rows=self.buffer.total_rows)
 
-    async def flush(self, dataset: str) -> int:
+    async def flush(self, dataset: str) -> None:
         """Store one shard of a dataset (Parquet, then manifest), then announce it and ack its entries atomically."""
         async with self._lock:
             batch = self.buffer.next_shard(dataset)
             if not batch:
-                return 0
+                return
             ids = tuple(row.entry_id for row in batch)
             shard_id = self._shard_id(dataset, ids)
             files = await asyncio.to_thread(build_shard, dataset, shard_id, [row.event for row in batch], self._writer)
@@ -227,7 +227,6 @@ class ShardWriter:
         metrics.SHARD_ROWS.inc(len(ids))
         metrics.BUFFERED_ROWS.set(self.buffer.total_rows)
         log.info("shard.written", dataset=dataset, rows=len(ids), key=files.shard_key)
-        return len(ids)
 
     def _shard_id(self, dataset: str, ids: tuple[str, ...]) -> str:
         # A retry of the same rows reuses the shard id, so it overwrites what a failed attempt left.

@@ -218,21 +218,27 @@ async def test_long_held_entries_are_touched_so_no_reclaimer_takes_them():
     clock = Clock()
     bus = InMemoryBus()
     service, _ = _service(bus=bus, store=FlakyStore(failures=1000), clock=clock, shard_claim_idle_ms=60_000)
+    [shard_consumer] = [c.spec.consumer for c in service.runtime.consumers if c.spec.stream == streams.CLEAN]
     await service.shard_writer.process(await _clean_entries(2))
-    clock.now += 21.0
+    clock.now += 19.0
     await service.shard_writer.tick()
+    assert bus.touched == [], "rows held less than a third of the reclaim timeout are not touched yet"
+    clock.now += 2.0
+    await service.shard_writer.tick()
+    assert {(stream, group, consumer) for stream, group, consumer, _ in bus.touched} == {
+        (streams.CLEAN, "anonymizer-shards", shard_consumer)}, "claimed by the consumer that holds them"
     assert sorted(i for _, _, _, ids in bus.touched for i in ids) == ["1-0", "2-0"]
 
 
 async def test_logs_and_metrics_carry_counts_and_ids_but_no_pii():
-    service, _ = _service(shard_max_rows=10)
+    service, deps = _service(shard_max_rows=10)
     notes = _fixture_events("clinical_notes.jsonl")[:40]
     secret = "leaky.person@example.org"
     bad = json.dumps({"schema_version": 1, "event_id": "bad-1", "device_id": secret, "text": secret}).encode()
     before = REGISTRY.get_sample_value("streamtune_anonymizer_redactions_total", {"pii_type": "EMAIL"}) or 0.0
     with capture_logs() as logs:
         await service.anonymizer.process(_entries([json.dumps(n).encode() for n in notes] + [bad]))
-        await service.shard_writer.process(_entries(list(service.anonymizer._bus().streams[streams.CLEAN])))
+        await service.shard_writer.process(_entries(list(deps.bus.streams[streams.CLEAN])))
     after = REGISTRY.get_sample_value("streamtune_anonymizer_redactions_total", {"pii_type": "EMAIL"})
     assert after - before == sum("@" in v for n in notes for v in _contact_values(n["text"]))
     written = json.dumps(logs) + generate_latest().decode()
