@@ -217,8 +217,11 @@ class RedisBus:
 
         XCLAIM with JUSTID does not count as a delivery.
         """
-        if ids:
-            await self.redis.xclaim(stream, group, consumer, min_idle_time=0, message_ids=list(ids), justid=True)
+        ids = list(ids)
+        # Chunked: one XCLAIM with tens of thousands of ids would stall Redis.
+        for start in range(0, len(ids), 1000):
+            await self.redis.xclaim(stream, group, consumer, min_idle_time=0, message_ids=ids[start:start + 1000],
+                                    justid=True)
 
     async def delivery_counts(self, stream: str, group: str, ids: Sequence[str]) -> dict[str, int]:
         """How often each pending entry was delivered (XPENDING)."""

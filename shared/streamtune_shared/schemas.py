@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -113,6 +114,14 @@ class FieldError(BaseModel):
 
     field: str
     message: str
+
+
+def field_errors(exc: ValidationError, limit: int = 20) -> tuple[FieldError, ...]:
+    """The first errors of a validation failure, each naming its field (dotted path), never echoing the input."""
+    return tuple(
+        FieldError(field=".".join(str(part) for part in error["loc"]) or "payload", message=error["msg"])
+        for error in exc.errors(include_input=False, include_url=False)[:limit]
+    )
 
 
 class DeadLetter(BaseModel):

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Literal, TypeVar
 
 from pydantic import ValidationError
-from streamtune_shared.schemas import MAX_TEXT_CHARS, CleanEvent, FieldError, MetaValue, ValidEvent
+from streamtune_shared.schemas import MAX_TEXT_CHARS, CleanEvent, FieldError, MetaValue, ValidEvent, field_errors
 
 from .redaction import Redaction, redact_text
 
@@ -31,7 +31,6 @@ KNOWN_DEFAULT_KEYS = ("changeme", "secret", "dev", "test", "default", "password"
 PSEUDONYM_PREFIX = "ps_"
 PSEUDONYM_HEX_CHARS = 24
 PSEUDONYM_MEMO_SIZE = 65_536
-MAX_FIELD_ERRORS = 20
 EventModel = TypeVar("EventModel", ValidEvent, CleanEvent)
 
 
@@ -184,12 +183,6 @@ def _decode(model: type[EventModel], payload: bytes | None) -> EventModel:
     except ValidationError as exc:
         raise InvalidPayload(f"not a valid {model.__name__}: {exc.error_count()} error(s)", field_errors(exc),
                              _event_id_of(payload)) from None
-
-
-def field_errors(exc: ValidationError) -> list[FieldError]:
-    """The first errors of a validation failure, naming the field, without the (possibly PII) input."""
-    return [FieldError(field=".".join(str(part) for part in err["loc"]) or "payload", message=err["msg"])
-            for err in exc.errors(include_input=False, include_url=False)[:MAX_FIELD_ERRORS]]
 
 
 def _event_id_of(payload: bytes) -> str | None:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from streamtune_shared import streams
 from streamtune_shared.bus import Bus, Entry, Forward, dead_letter, encode
 from streamtune_shared.datasets import new_shard_id
-from streamtune_shared.schemas import FieldError
+from streamtune_shared.schemas import FieldError, field_errors
 from streamtune_shared.storage import ObjectStore
 
 from . import metrics
@@ -27,7 +27,6 @@ from .domain import (
     anonymize_event,
     decode_clean_event,
     decode_valid_event,
-    field_errors,
 )
 from .shards import ShardBuffer, build_shard
 
@@ -42,7 +41,6 @@ PARQUET_TYPE = "application/vnd.apache.parquet"
 JSON_TYPE = "application/json"
 FLUSH_CHECK_S = 0.5
 MAX_RETRY_DELAY_S = 30.0
-TOUCH_CHUNK = 1000
 
 
 class _Handled(NamedTuple):
@@ -244,5 +242,4 @@ class ShardWriter:
             return
         self._last_touch = now
         ids = self.buffer.held_since(now - self._touch_every_s)
-        for start in range(0, len(ids), TOUCH_CHUNK):
-            await self._bus().touch(streams.CLEAN, SHARD_GROUP, self._consumer, ids[start:start + TOUCH_CHUNK])
+        await self._bus().touch(streams.CLEAN, SHARD_GROUP, self._consumer, ids)
