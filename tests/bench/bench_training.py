@@ -29,6 +29,7 @@ from streamtune_trainer.training import (
     Hyperparameters,
     TrainingData,
     TrainingHooks,
+    count_steps,
     load_model,
     load_tokenizer,
     pick_device,
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                         encode_examples(tokenizer, dev, label_map, hp.max_length), tokenizer.pad_token_id)
     device = pick_device()
     print(f"{len(train)} train / {len(dev)} dev sentences, labels {label_map.labels}, {describe(device)}", flush=True)
-    bar = tqdm(total=-(-len(train) // hp.batch_size) * hp.epochs, unit="step", disable=not sys.stderr.isatty())
+    bar = tqdm(total=count_steps(len(train), hp), unit="step", disable=not sys.stderr.isatty())
     hooks = TrainingHooks(on_step=lambda epoch, step, total: bar.update(1), on_epoch_end=print_epoch)
     outcome = train_model(model, data, hp, device, hooks)
     bar.close()

@@ -38,7 +38,6 @@ class TrainerService:
 
     runtime: ServiceRuntime
     handler: TrainRequestHandler
-    spec: ConsumerSpec
 
 
 def create_service(settings: TrainerSettings, deps: TrainerDeps | None = None) -> TrainerService:
@@ -50,7 +49,9 @@ def create_service(settings: TrainerSettings, deps: TrainerDeps | None = None) -
     handler = TrainRequestHandler(lambda: runtime.bus, lambda: _store(runtime), settings, consumer=spec.consumer,
                                   clock=deps.clock, after_epoch=deps.after_epoch)
     runtime.add_consumer(spec, handler.process)
-    return TrainerService(runtime, handler, spec)
+    # Before the in-flight batch is drained: a running training stops at its next step, checkpoint kept.
+    runtime.add_stopping_hook(handler.request_stop)
+    return TrainerService(runtime, handler)
 
 
 def _store(runtime: ServiceRuntime) -> ObjectStore:
@@ -61,8 +62,4 @@ def _store(runtime: ServiceRuntime) -> ObjectStore:
 
 def create_app(settings: TrainerSettings, deps: TrainerDeps | None = None) -> AsgiFastStream:
     """The trainer as an ASGI FastStream app: consumer, /healthz, /readyz, /metrics."""
-    service = create_service(settings, deps)
-    app = service.runtime.build()
-    # Before the in-flight batch is drained: a running training stops at its next step, checkpoint kept.
-    app.on_shutdown(service.handler.request_stop)
-    return app
+    return create_service(settings, deps).runtime.build()

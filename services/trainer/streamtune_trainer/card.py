@@ -28,7 +28,12 @@ SUMMARY_KEYS = ("f1", "precision", "recall", "accuracy", "macro_f1", "loss")
 
 def version_name(now: datetime, request_id: str) -> str:
     """A sortable version name: UTC time of publishing, then the request id's first 8 characters."""
-    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{request_id[:8]}"
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}{version_suffix(request_id)}"
+
+
+def version_suffix(request_id: str) -> str:
+    """How the names of the versions trained for a request end."""
+    return f"-{request_id[:8]}"
 
 
 def version_prefix(models_prefix: str, model_name: str, version_id: str) -> str:

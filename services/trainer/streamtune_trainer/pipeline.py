@@ -23,7 +23,14 @@ from streamtune_shared.schemas import ShardManifest, TrainRequest
 from streamtune_shared.storage import ObjectStore
 from tqdm import tqdm
 
-from .artifacts import delete_prefix, load_latest_checkpoint, resolve_base_model, save_checkpoint, write_version
+from .artifacts import (
+    checkpoint_run_prefix,
+    delete_prefix,
+    load_latest_checkpoint,
+    resolve_base_model,
+    save_checkpoint,
+    write_version,
+)
 from .card import LABELS_FILE, build_card, card_bytes, lineage, version_name, version_prefix
 from .checkpoint import Checkpoint, RunState, checkpoint_files
 from .config import TrainerSettings
@@ -118,7 +125,7 @@ class ProgressReporter:
     def __init__(self, request: TrainRequest, ctx: RunContext, hp: Hyperparameters, total_steps: int,
                  start_step: int) -> None:
         self.request, self.ctx, self.hp, self.total_steps = request, ctx, hp, total_steps
-        self.run_prefix = f"{ctx.settings.checkpoint_prefix}{request.request_id}/"
+        self.run_prefix = checkpoint_run_prefix(ctx.settings.checkpoint_prefix, request.request_id)
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", desc=request.model_name,
                         disable=not sys.stderr.isatty())
         self._last_report: float | None = None
@@ -155,7 +162,8 @@ class ProgressReporter:
 def train_phase(request: TrainRequest, ctx: RunContext, loaded: LoadedModel, data: TrainingData,
                 hp: Hyperparameters, device: torch.device) -> TrainingOutcome:
     """Train phase: resume from the newest checkpoint of this request when there is one."""
-    resume = load_latest_checkpoint(ctx.store, f"{ctx.settings.checkpoint_prefix}{request.request_id}/")
+    run_prefix = checkpoint_run_prefix(ctx.settings.checkpoint_prefix, request.request_id)
+    resume = load_latest_checkpoint(ctx.store, run_prefix)
     if resume is not None and resume.state.labels != list(data.label_map.labels):
         # The dataset gained labels since the checkpoint: its head no longer fits, start over.
         log.warning("checkpoint.ignored", epoch=resume.state.epoch, reason="label set changed")
@@ -228,7 +236,7 @@ def run_training(request: TrainRequest, ctx: RunContext) -> dict[str, Any]:
 
 def discard_checkpoints(store: ObjectStore, settings: TrainerSettings, request_id: str) -> int:
     """Delete a request's checkpoints (after its version is published)."""
-    return delete_prefix(store, f"{settings.checkpoint_prefix}{request_id}/")
+    return delete_prefix(store, checkpoint_run_prefix(settings.checkpoint_prefix, request_id))
 
 
 def describe(device: torch.device) -> str:

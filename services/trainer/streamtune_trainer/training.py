@@ -179,9 +179,8 @@ def run_epoch(model: torch.nn.Module, data: TrainingData, hp: Hyperparameters, e
         state.global_step += 1
         hooks.on_step(epoch, state.global_step, total_steps)
     seconds = time.perf_counter() - started
-    steps = max(math.ceil(len(data.train) / hp.batch_size), 1)
-    return {"train_loss": loss_sum / steps, "train_samples": samples, "train_seconds": seconds,
-            "samples_per_s": samples / seconds if seconds > 0 else 0.0}
+    return {"train_loss": loss_sum / steps_per_epoch(len(data.train), hp), "train_samples": samples,
+            "train_seconds": seconds, "samples_per_s": samples / seconds if seconds > 0 else 0.0}
 
 
 def restore(model: torch.nn.Module, optimizer: Any, scheduler: Any, checkpoint: Checkpoint) -> StateDict:
@@ -192,9 +191,14 @@ def restore(model: torch.nn.Module, optimizer: Any, scheduler: Any, checkpoint: 
     return checkpoint.best_model if checkpoint.best_model is not None else cpu_copy(model)
 
 
+def steps_per_epoch(train_rows: int, hp: Hyperparameters) -> int:
+    """Optimizer steps of one epoch (one per batch)."""
+    return max(math.ceil(train_rows / hp.batch_size), 1)
+
+
 def count_steps(train_rows: int, hp: Hyperparameters) -> int:
     """Optimizer steps of a whole run."""
-    return max(math.ceil(train_rows / hp.batch_size), 1) * hp.epochs
+    return steps_per_epoch(train_rows, hp) * hp.epochs
 
 
 def train_model(model: torch.nn.Module, data: TrainingData, hp: Hyperparameters, device: torch.device,

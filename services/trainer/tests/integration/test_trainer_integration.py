@@ -20,6 +20,20 @@ DATASET = "clinical-notes"
 MIN_ENTITY_F1 = 0.3
 
 
+@pytest.fixture
+def queue_tiny_run(redis_client, object_store, clinical_events, write_shards, tiny_base_model):
+    """Store 120 notes and queue an NER run of the tiny base model on them (seconds per epoch)."""
+
+    async def queue(**fields) -> TrainRequest:
+        write_shards(object_store, DATASET, clinical_events[:120])
+        request = TrainRequest(task="token-classification", dataset=DATASET, base_model=str(tiny_base_model),
+                               learning_rate=1e-3, max_length=64, dev_fraction=0.2, test_fraction=0.2, **fields)
+        await redis_client.xadd(streams.TRAIN_REQUESTS, {"payload": request.model_dump_json()})
+        return request
+
+    return queue
+
+
 async def _wait_for(predicate: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
@@ -65,12 +79,8 @@ async def test_a_fine_tune_on_clinical_notes_publishes_a_version_that_learned_th
 
 
 async def test_a_trainer_that_crashes_after_an_epoch_is_resumed_by_another_and_publishes_once(
-        redis_client, infra_settings, object_store, clinical_events, write_shards, tiny_base_model):
-    write_shards(object_store, DATASET, clinical_events[:120])
-    request = TrainRequest(request_id="it-crash-ner", model_name="crash-ner", task="token-classification", dataset=DATASET,
-                           base_model=str(tiny_base_model), epochs=2, batch_size=16, learning_rate=1e-3,
-                           max_length=64, dev_fraction=0.2, test_fraction=0.2)
-    await redis_client.xadd(streams.TRAIN_REQUESTS, {"payload": request.model_dump_json()})
+        redis_client, infra_settings, object_store, queue_tiny_run):
+    await queue_tiny_run(request_id="it-crash-ner", model_name="crash-ner", epochs=2, batch_size=16)
 
     def crash_after_first_epoch(epoch: int) -> None:
         if epoch == 1:
@@ -104,12 +114,9 @@ async def test_a_trainer_that_crashes_after_an_epoch_is_resumed_by_another_and_p
 
 
 async def test_a_live_run_heartbeats_so_an_idle_trainer_never_takes_it_over(
-        redis_client, infra_settings, object_store, clinical_events, write_shards, tiny_base_model):
-    write_shards(object_store, DATASET, clinical_events[:120])
-    request = TrainRequest(request_id="it-busy-ner", model_name="busy-ner", task="token-classification", dataset=DATASET,
-                           base_model=str(tiny_base_model), epochs=8, batch_size=8, learning_rate=1e-3,
-                           max_length=64, dev_fraction=0.2, test_fraction=0.2, early_stopping_patience=None)
-    await redis_client.xadd(streams.TRAIN_REQUESTS, {"payload": request.model_dump_json()})
+        redis_client, infra_settings, queue_tiny_run):
+    await queue_tiny_run(request_id="it-busy-ner", model_name="busy-ner", epochs=8, batch_size=8,
+                         early_stopping_patience=None)
     # Both trainers would reclaim anything idle for a second; the run lasts many seconds.
     settings = TrainerSettings(infra=infra_settings, claim_idle_ms=1_000)
     first = create_app(settings, TrainerDeps(consumer="trainer-a"))
@@ -127,12 +134,9 @@ async def test_a_live_run_heartbeats_so_an_idle_trainer_never_takes_it_over(
 
 
 async def test_shutdown_stops_a_running_training_and_leaves_the_request_for_another_trainer(
-        redis_client, infra_settings, object_store, clinical_events, write_shards, tiny_base_model):
-    write_shards(object_store, DATASET, clinical_events[:120])
-    request = TrainRequest(request_id="it-stopped-ner", model_name="stopped-ner", task="token-classification", dataset=DATASET,
-                           base_model=str(tiny_base_model), epochs=100, batch_size=8, learning_rate=1e-3,
-                           max_length=64, dev_fraction=0.2, test_fraction=0.2, early_stopping_patience=None)
-    await redis_client.xadd(streams.TRAIN_REQUESTS, {"payload": request.model_dump_json()})
+        redis_client, infra_settings, object_store, queue_tiny_run):
+    request = await queue_tiny_run(request_id="it-stopped-ner", model_name="stopped-ner", epochs=100, batch_size=8,
+                                   early_stopping_patience=None)
 
     app = create_app(TrainerSettings(infra=infra_settings))
     async with app.start_lifespan_context():
