@@ -17,7 +17,7 @@ from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 from streamtune_shared import streams
 from streamtune_shared.bus import Bus, Entry, Forward, dead_letter, encode
-from streamtune_shared.schemas import FieldError, TrainRequest, TrainStatus
+from streamtune_shared.schemas import TrainRequest, TrainStatus, field_errors
 from streamtune_shared.storage import ObjectStore
 
 from .artifacts import find_published_card
@@ -112,8 +112,7 @@ class TrainRequestHandler:
         try:
             request = TrainRequest.model_validate_json(entry.payload or b"")
         except ValidationError as exc:
-            errors = [FieldError(field=".".join(str(p) for p in e["loc"]) or "payload", message=e["msg"])
-                      for e in exc.errors()]
+            errors = field_errors(exc)
             letter = dead_letter(entry, stage=STAGE, reason="invalid train request",
                                  source_stream=streams.TRAIN_REQUESTS, errors=errors)
             await self._bus().forward(streams.TRAIN_REQUESTS, GROUP,
