@@ -16,8 +16,8 @@ import asyncio
 import hashlib
 import json
 import os
-import tempfile
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -38,8 +38,6 @@ import stack  # noqa: E402  (deploy/local holds scripts, not a package)
 BENCH_DB = 13
 MODEL_NAME, VERSION, DATASET = "bench-ner", "20260101T000000Z-bench000", "clinical-notes"
 LABELS = {0: "O", 1: "B-Disease", 2: "I-Disease"}
-
-
 
 
 def note_texts(n: int) -> list[str]:

@@ -65,8 +65,8 @@ def build_service(settings: PredictorSettings, deps: PredictorDeps | None = None
         await reloader.run(feed, settings.announce_block_ms)
 
     runtime.add_task("models", follow_models)
+    runtime.add_stopping_hook(handler.stop_holding)
     app = runtime.build(create_http_app(registry), ready=lambda: runtime.started and registry.ready())
-    app.on_shutdown(handler.stop_holding)
     return PredictorService(app=app, runtime=runtime, registry=registry, handler=handler, reloader=reloader)
 
 

@@ -17,6 +17,7 @@ from streamtune_shared.schemas import ModelPublished
 from .metrics import RELOADS, serving_changed
 from .registry import ModelRegistry, ServingModel
 from .versions import (
+    ReloadDecision,
     VersionRejected,
     committed_versions,
     is_version,
@@ -134,8 +135,7 @@ class ModelReloader:
         name, version = announced.model_name, announced.version
         if name not in self.registry.names:
             return
-        serving = self.registry.get(name)
-        decision = reload_decision(version, serving.version if serving else None, self.registry.pinned(name))
+        decision = self._decision(name, version)
         if decision != "load":
             log.info("model.reload_skipped", model=name, version=version, reason=decision)
             return
@@ -144,11 +144,14 @@ class ModelReloader:
     async def retry_failed(self) -> None:
         """Try again the announced versions whose load failed for a transient reason."""
         for name, version in list(self._retry.items()):
-            serving = self.registry.get(name)
-            if reload_decision(version, serving.version if serving else None, self.registry.pinned(name)) == "load":
+            if self._decision(name, version) == "load":
                 await self.load(name, version)
             else:
                 self._retry.pop(name, None)
+
+    def _decision(self, name: str, version: str) -> ReloadDecision:
+        serving = self.registry.get(name)
+        return reload_decision(version, serving.version if serving else None, self.registry.pinned(name))
 
     async def load(self, name: str, version: str) -> LoadOutcome:
         """Load one version in a thread and serve it; a rejected or failed load leaves the old one serving."""

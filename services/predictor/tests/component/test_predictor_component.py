@@ -187,6 +187,7 @@ async def test_events_wait_for_their_model_and_keep_their_entries(bus, store, mo
     await asyncio.sleep(0.5)
     assert not waiting.done() and not bus.messages("predictions") and not bus.acked
     assert len(bus.touched) >= 2 and list(bus.touched[0][3]) == ["1-0", "1-1"]
+    assert bus.touched[0][:3] == ("events.clean", "predictor", service.runtime.consumers[0].spec.consumer)
     publish(store, model_folder("ner-span"), "disease-ner", V1)
     await service.reloader.load_missing()
     await asyncio.wait_for(waiting, 30)
@@ -197,7 +198,7 @@ async def test_a_waiting_batch_gives_up_at_shutdown_without_acking(bus, store, m
     service = _service(bus, store)
     waiting = asyncio.create_task(service.handler.process(_entries(make_event, [TEXT])))
     await asyncio.sleep(0.2)
-    await service.handler.stop_holding()
+    await service.app.stop()  # the app's own shutdown path, so the stopping hook's wiring is what is tested
     with pytest.raises(ShuttingDown):
         await asyncio.wait_for(waiting, 5)
     assert not bus.acked and not bus.messages("predictions")
