@@ -1,5 +1,5 @@
 """Turning model outputs into prediction outputs: whitespace words, BIO tags to entity spans,
-class probabilities; and the field errors of a rejected entry. Pure: no torch, Redis, S3 or env."""
+class probabilities. Pure: no torch, Redis, S3 or env."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pydantic import ValidationError
-from streamtune_shared.schemas import EntitySpan, FieldError, PredictionOutputs
+from streamtune_shared.schemas import EntitySpan, PredictionOutputs
 
 _WORD = re.compile(r"\S+")
 PROBABILITY_DIGITS = 6
@@ -95,12 +94,4 @@ def class_outputs(probabilities: Sequence[float], id2label: Mapping[int, str]) -
     return PredictionOutputs(
         label=id2label[best],
         probabilities={id2label[i]: round(float(p), PROBABILITY_DIGITS) for i, p in enumerate(probabilities)},
-    )
-
-
-def field_errors(exc: ValidationError, limit: int = 20) -> tuple[FieldError, ...]:
-    """The first validation errors, each naming its field (dotted path) without echoing the input."""
-    return tuple(
-        FieldError(field=".".join(str(part) for part in error["loc"]) or "payload", message=error["msg"])
-        for error in exc.errors(include_input=False)[:limit]
     )

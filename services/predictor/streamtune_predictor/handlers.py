@@ -12,9 +12,8 @@ import structlog
 from pydantic import ValidationError
 from streamtune_shared import streams
 from streamtune_shared.bus import Bus, Entry, Forward, dead_letter, encode, monotonic_ms
-from streamtune_shared.schemas import CleanEvent, FieldError, Prediction, PredictionOutputs
+from streamtune_shared.schemas import CleanEvent, FieldError, Prediction, PredictionOutputs, field_errors
 
-from .domain import field_errors
 from .metrics import BATCH_SIZE, EVENTS, LATENCY, PREDICTIONS
 from .registry import ModelRegistry, ServingModel
 
