@@ -33,6 +33,7 @@ from redis.exceptions import ResponseError
 
 from . import streams
 from .schemas import DeadLetter, FieldError
+from .tasks import cancel_and_wait, raise_if_cancelled
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +43,9 @@ _FASTSTREAM_DATA = b"__data__"
 
 ENTRIES = Counter("streamtune_entries_total", "Stream entries handled", ["stream", "group", "outcome"])
 RECLAIMED = Counter("streamtune_entries_reclaimed_total", "Entries reclaimed from idle consumers", ["stream", "group"])
+STALE = Counter("streamtune_entries_already_acked_total",
+                "Entries finished here after another worker had already acked them (output not published)",
+                ["stream", "group"])
 BATCH_FAILURES = Counter("streamtune_batch_failures_total", "Batches whose processing raised", ["stream", "group"])
 
 
@@ -129,17 +133,20 @@ def dead_letter_for_bytes(
     )
 
 
+# 1: published and acked; 0: acked, the dedupe key existed; -1: someone else already acked the
+# entry (it was reclaimed and finished elsewhere while this worker held it): nothing is published.
 _FORWARD_LUA = """
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return -1
+end
 if KEYS[3] ~= '' then
   if not redis.call('SET', KEYS[3], ARGV[2], 'NX', 'EX', ARGV[4]) then
-    redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
     return 0
   end
 end
 if KEYS[2] ~= '' then
   redis.call('XADD', KEYS[2], '*', 'payload', ARGV[3])
 end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
@@ -189,7 +196,11 @@ class RedisBus:
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     async def forward(self, source: str, group: str, items: Sequence[Forward]) -> list[bool]:
-        """Publish each item's payload and ack its entry atomically; False where the dedupe key existed."""
+        """Publish each item's payload and ack its entry atomically.
+
+        False where the dedupe key existed, or where the entry was no longer pending (another
+        worker reclaimed and finished it): then nothing is published, so an output never doubles.
+        """
         if not items:
             return []
         pipe = self.redis.pipeline(transaction=False)
@@ -199,8 +210,11 @@ class RedisBus:
                 args=[group, item.entry_id, item.payload or b"", item.dedupe_ttl_s],
                 client=pipe,
             )
-        results = await pipe.execute()
-        return [bool(r) for r in results]
+        results = [int(r) for r in await pipe.execute()]
+        if stale := results.count(-1):
+            STALE.labels(source, group).inc(stale)
+            log.warning("entries.already_acked", stream=source, group=group, count=stale)
+        return [r == 1 for r in results]
 
     async def ack(self, source: str, group: str, ids: Sequence[str]) -> int:
         """Acknowledge entries that produced nothing."""
@@ -335,8 +349,7 @@ class BatchConsumer:
     async def stop_reclaimer(self) -> None:
         """Stop reclaiming (first step of a graceful shutdown)."""
         if self._reclaimer is not None:
-            self._reclaimer.cancel()
-            await asyncio.gather(self._reclaimer, return_exceptions=True)
+            await cancel_and_wait([self._reclaimer])
             self._reclaimer = None
 
     async def drain(self, timeout_s: float = 30.0) -> None:
@@ -365,6 +378,7 @@ class BatchConsumer:
     async def _reclaim_forever(self) -> None:
         rounds = 0
         while True:
+            raise_if_cancelled()
             try:
                 if rounds % 30 == 0:
                     await self.prune_consumers()

@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from .bus import BatchConsumer, Bus, ConsumerSpec, ProcessBatch, RedisBus, make_broker
 from .settings import InfraSettings
 from .storage import ObjectStore, minio_store
+from .tasks import cancel_and_wait
 from .web import add_probe_routes, asgi_routes
 
 log = structlog.get_logger(__name__)
@@ -109,9 +110,7 @@ class ServiceRuntime:
     async def _after_shutdown(self) -> None:
         for consumer in self.consumers:
             await consumer.drain(self._drain_timeout_s)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         for hook in self._stop_hooks:
             try:
                 await hook()

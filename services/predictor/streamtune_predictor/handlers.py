@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from streamtune_shared import streams
 from streamtune_shared.bus import Bus, Entry, Forward, dead_letter, encode, monotonic_ms
 from streamtune_shared.schemas import CleanEvent, FieldError, Prediction, PredictionOutputs, field_errors
+from streamtune_shared.tasks import cancel_and_wait
 
 from .metrics import BATCH_SIZE, EVENTS, LATENCY, PREDICTIONS
 from .registry import ModelRegistry, ServingModel
@@ -69,12 +70,27 @@ class PredictionHandler:
         EVENTS.labels("dead_lettered").inc(len(triage.finished) - triage.skipped)
         if not triage.by_model:
             return
-        await self._hold_until_loaded(triage.by_model)
-        serving = self.registry.snapshot()  # this batch's model references: a later swap does not touch it
-        for name, items in triage.by_model.items():
-            model = serving[name]
-            outputs = await asyncio.to_thread(model.predict, [event.text or "" for _, event in items])
-            await self._publish(model, items, outputs, read_at)
+        # Keeps the entries ours, without a new delivery, while they wait for a model and while the
+        # model runs, so no reclaimer hands them to another worker (which would predict them twice).
+        ids = [entry.id for items in triage.by_model.values() for entry, _ in items]
+        keeper = asyncio.create_task(self._keep_claimed(ids))
+        try:
+            await self._hold_until_loaded(triage.by_model)
+            serving = self.registry.snapshot()  # this batch's model references: a later swap does not touch it
+            for name, items in triage.by_model.items():
+                model = serving[name]
+                outputs = await asyncio.to_thread(model.predict, [event.text or "" for _, event in items])
+                await self._publish(model, items, outputs, read_at)
+        finally:
+            await cancel_and_wait([keeper])
+
+    async def _keep_claimed(self, ids: list[str]) -> None:
+        while True:
+            await asyncio.sleep(self._touch_every_ms / 1000)
+            try:
+                await self._bus().touch(streams.CLEAN, GROUP, self._consumer, ids)
+            except Exception as exc:  # noqa: BLE001 - Redis hiccup: the next round tries again
+                log.warning("entries.touch_failed", error=type(exc).__name__)
 
     def triage(self, entries: list[Entry]) -> Triage:
         """Parse entries; bad ones become dead letters, events of unconfigured datasets are skipped."""
@@ -97,19 +113,15 @@ class PredictionHandler:
         return triage
 
     async def _hold_until_loaded(self, by_model: dict[str, list[tuple[Entry, CleanEvent]]]) -> None:
-        ids = [entry.id for items in by_model.values() for entry, _ in items]
-        last_log = last_touch = None
+        events = sum(len(items) for items in by_model.values())
+        last_log = None
         while missing := [name for name in by_model if self.registry.get(name) is None]:
             if self._stopping:
                 raise ShuttingDown(f"stopped while waiting for {', '.join(missing)}")
             now = self._clock()
             if last_log is None or now - last_log >= HOLD_LOG_EVERY_MS:
-                log.warning("predictor.waiting_for_model", models=missing, events=len(ids))
+                log.warning("predictor.waiting_for_model", models=missing, events=events)
                 last_log = now
-            if last_touch is None or now - last_touch >= self._touch_every_ms:
-                # Keeps the entries ours without a new delivery, so the reclaimer leaves them alone.
-                await self._bus().touch(streams.CLEAN, GROUP, self._consumer, ids)
-                last_touch = now
             await asyncio.sleep(HOLD_POLL_S)
 
     async def _publish(self, model: ServingModel, items: list[tuple[Entry, CleanEvent]],

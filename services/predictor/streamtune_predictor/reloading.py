@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from streamtune_shared import streams
 from streamtune_shared.schemas import ModelPublished
+from streamtune_shared.tasks import raise_if_cancelled
 
 from .metrics import RELOADS, serving_changed
 from .registry import ModelRegistry, ServingModel
@@ -102,6 +103,8 @@ class ModelReloader:
                 log.warning("announcements.read_failed", error=type(exc).__name__)
                 await asyncio.sleep(RETRY_PAUSE_S)
                 continue
+            finally:
+                raise_if_cancelled()  # a blocking XREAD can swallow the cancel of a shutdown
             for payload in payloads:
                 await self.on_announcement(payload)
             if time.monotonic() >= next_scan:
@@ -182,6 +185,7 @@ class ModelReloader:
 
 async def _until_done(step: Callable[[], Awaitable[None]], failure: str) -> None:
     while True:
+        raise_if_cancelled()
         try:
             await step()
             return

@@ -67,6 +67,23 @@ async def test_forward_is_atomic_and_dedupes(redis_client):
     assert (await redis_client.xpending("t.in", "g"))["pending"] == 0
 
 
+async def test_an_entry_finished_elsewhere_after_a_reclaim_is_not_published_twice(redis_client):
+    bus = RedisBus(redis_client)
+    await bus.ensure_group("t.in", "g")
+    entry_id = (await redis_client.xadd("t.in", {"payload": b"x"})).decode()
+    await redis_client.xreadgroup("g", "slow", {"t.in": ">"})  # a worker that stalls with the entry in hand
+    await redis_client.xautoclaim("t.in", "g", "fast", min_idle_time=0, start_id="0-0")  # reclaimed meanwhile
+    stale_before = REGISTRY.get_sample_value("streamtune_entries_already_acked_total",
+                                             {"stream": "t.in", "group": "g"}) or 0.0
+    assert await bus.forward("t.in", "g", [Forward(entry_id, "t.out", b"by-fast", dedupe_key="d:x")]) == [True]
+    # The stalled worker finishes late: its output must not appear, nor touch the dedupe key.
+    assert await bus.forward("t.in", "g", [Forward(entry_id, "t.out", b"by-slow")]) == [False]
+    assert [fields[b"payload"] for _, fields in await redis_client.xrange("t.out")] == [b"by-fast"]
+    assert REGISTRY.get_sample_value("streamtune_entries_already_acked_total",
+                                     {"stream": "t.in", "group": "g"}) == stale_before + 1
+    assert (await redis_client.xpending("t.in", "g"))["pending"] == 0
+
+
 async def test_pending_entries_of_a_dead_consumer_are_reclaimed_then_dead_lettered(redis_client):
     bus = RedisBus(redis_client)
     await bus.ensure_group("t.in", "g")
