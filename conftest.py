@@ -30,8 +30,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def infra_env() -> dict[str, str]:
     """Redis and S3 up (started if needed), their settings in os.environ; Redis on a test database."""
     env = stack.up()
-    base = env["STREAMTUNE_REDIS_URL"].rsplit("/", 1)[0]
-    env["STREAMTUNE_REDIS_URL"] = f"{base}/{TEST_REDIS_DB}"
+    env["STREAMTUNE_REDIS_URL"] = stack.redis_url_for_db(env["STREAMTUNE_REDIS_URL"], TEST_REDIS_DB)
     os.environ.update(env)
     return env
 

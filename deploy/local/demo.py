@@ -104,8 +104,8 @@ async def follow_training(redis: Redis, request_id: str, timeout_s: float) -> tu
 
 async def run() -> None:
     env = stack.up()
-    base = env["STREAMTUNE_REDIS_URL"].rsplit("/", 1)[0]
-    env = processes.service_env({**env, "STREAMTUNE_REDIS_URL": f"{base}/{DEMO_DB}", "STREAMTUNE_S3_BUCKET": BUCKET},
+    redis_url = stack.redis_url_for_db(env["STREAMTUNE_REDIS_URL"], DEMO_DB)
+    env = processes.service_env({**env, "STREAMTUNE_REDIS_URL": redis_url, "STREAMTUNE_S3_BUCKET": BUCKET},
                                 {"clinical-notes": MODEL})
     redis = Redis.from_url(env["STREAMTUNE_REDIS_URL"])
     await redis.flushdb()

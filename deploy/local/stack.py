@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlencode, urlparse
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".stack"
@@ -99,6 +99,23 @@ def _save_pid(name: str, pid: int) -> None:
     pids = _pids()
     pids[name] = pid
     (STATE / "pids.json").write_text(json.dumps(pids))
+
+
+def redis_url_for_db(url: str, db: int) -> str:
+    """The same Redis URL on database ``db``: host, credentials and options kept.
+
+    The database is the path of a redis:// or rediss:// URL (added when the URL has none); a ``db``
+    query option, which redis-py prefers over the path (and the only place a unix:// URL has one), is
+    rewritten too.
+    """
+    parsed = urlparse(url)
+    query = parse_qsl(parsed.query, keep_blank_values=True)
+    if parsed.scheme == "unix" or any(key == "db" for key, _ in query):
+        query = [(key, value) for key, value in query if key != "db"] + [("db", str(db))]
+        parsed = parsed._replace(query=urlencode(query))
+    if parsed.scheme == "unix":  # geturl() would drop the empty host: unix:/path
+        return f"unix://{parsed.netloc}{parsed.path}?{parsed.query}"
+    return parsed._replace(path=f"/{db}").geturl()
 
 
 def ensure_redis() -> str:

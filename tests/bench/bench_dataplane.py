@@ -96,8 +96,8 @@ async def measure_platform(redis: Redis, payloads: list[bytes], env: dict[str, s
 
 async def main(args: argparse.Namespace) -> dict:
     env = stack.up()
-    base = env["STREAMTUNE_REDIS_URL"].rsplit("/", 1)[0]
-    env = {**env, "STREAMTUNE_REDIS_URL": f"{base}/{BENCH_DB}", "STREAMTUNE_S3_BUCKET": f"bench-{uuid.uuid4().hex[:8]}"}
+    env = {**env, "STREAMTUNE_REDIS_URL": stack.redis_url_for_db(env["STREAMTUNE_REDIS_URL"], BENCH_DB),
+           "STREAMTUNE_S3_BUCKET": f"bench-{uuid.uuid4().hex[:8]}"}
     redis = Redis.from_url(env["STREAMTUNE_REDIS_URL"])
     payloads = make_payloads(args.events)
     logs = ROOT / ".stack" / "bench-logs"

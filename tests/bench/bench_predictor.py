@@ -144,9 +144,8 @@ async def measure_pipeline(env: dict[str, str], folder: Path, texts: list[str], 
 
 async def main(args: argparse.Namespace) -> dict:
     env = stack.up()
-    base = env["STREAMTUNE_REDIS_URL"].rsplit("/", 1)[0]
-    env = {**env, "STREAMTUNE_REDIS_URL": f"{base}/{BENCH_DB}", "STREAMTUNE_S3_BUCKET": f"bench-{uuid.uuid4().hex[:8]}",
-           "STREAMTUNE_LOG_LEVEL": "WARNING"}
+    env = {**env, "STREAMTUNE_REDIS_URL": stack.redis_url_for_db(env["STREAMTUNE_REDIS_URL"], BENCH_DB),
+           "STREAMTUNE_S3_BUCKET": f"bench-{uuid.uuid4().hex[:8]}", "STREAMTUNE_LOG_LEVEL": "WARNING"}
     texts = note_texts(args.events)
     with tempfile.TemporaryDirectory(prefix="bench-predictor-") as scratch:
         folder = prepare_model_dir(args.model_dir, Path(scratch))
