@@ -12,12 +12,13 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 SCHEMA_VERSION = 1
@@ -42,6 +43,20 @@ ClassLabel = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 # A class name, 0/1 for anomaly (or a class index), or one BIO tag per whitespace token of `text`.
 Label = ClassLabel | int | list[str]
 
+# Validation messages never quote the input (field_errors passes them on to logs and dead letters): they say
+# what is wrong and where (a field path, a list position), not what was sent.
+
+
+def _number_or_null(value: Any) -> Any:
+    # Stricter than pydantic's float (no numeric strings, no booleans); runs per reading, so each error's
+    # location is readings.<sensor name>.
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ValueError("must be a number or null")
+    return value
+
+
+Reading = Annotated[float | None, BeforeValidator(_number_or_null)]
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC."""
@@ -58,19 +73,10 @@ class Event(BaseModel):
     device_id: Identifier = Field(description="The device that produced the event (pseudonymized downstream).")
     dataset: DatasetName = Field(description="Where the labeled copy of the event is stored.")
     ts: AwareDatetime = Field(description="When the event happened, ISO 8601 with a timezone.")
-    readings: dict[SensorName, float | None] = Field(default_factory=dict, max_length=MAX_READINGS)
+    readings: dict[SensorName, Reading] = Field(default_factory=dict, max_length=MAX_READINGS)
     text: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)] | None = None
     label: Label | None = None
     meta: dict[MetaKey, MetaValue] = Field(default_factory=dict, max_length=MAX_META_KEYS)
-
-    @field_validator("readings", mode="before")
-    @classmethod
-    def _readings_are_numbers(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            for name, reading in value.items():
-                if reading is not None and (isinstance(reading, bool) or not isinstance(reading, (int, float))):
-                    raise ValueError(f"reading {name!r} must be a number or null")
-        return value
 
     @field_validator("label", mode="before")
     @classmethod
@@ -79,18 +85,23 @@ class Event(BaseModel):
             raise ValueError("label must be a class name, an integer or a list of BIO tags, not a boolean")
         return value
 
-    @model_validator(mode="after")
-    def _token_labels_match_text(self) -> Event:
-        if isinstance(self.label, list):
-            if self.text is None:
-                raise ValueError("label: BIO tags need a text")
-            tokens = self.text.split()
-            if len(tokens) != len(self.label):
-                raise ValueError(f"label: {len(self.label)} tags for {len(tokens)} whitespace tokens of text")
-            bad = [tag for tag in self.label if not BIO_TAG.match(tag)]
-            if bad:
-                raise ValueError(f"label: not BIO tags: {bad[:3]}")
-        return self
+    @field_validator("label")
+    @classmethod
+    def _token_labels_match_text(cls, label: Label | None, info: ValidationInfo) -> Label | None:
+        # `text` is declared before `label`, so it is in info.data unless it failed validation itself.
+        if not isinstance(label, list) or "text" not in info.data:
+            return label
+        text = info.data["text"]
+        if text is None:
+            raise ValueError("BIO tags need a text")
+        tokens = len(text.split())
+        if tokens != len(label):
+            raise ValueError(f"{len(label)} tags for {tokens} whitespace tokens of text")
+        bad = [str(i) for i, tag in enumerate(label) if not BIO_TAG.match(tag)]
+        if bad:
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            raise ValueError(f"not BIO tags (O, B-<type>, I-<type>) at position {', '.join(bad[:5])}{more}")
+        return label
 
 
 class ValidEvent(Event):
