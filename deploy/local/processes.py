@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,52 @@ def stack_env() -> dict[str, str]:
         key, _, value = line.removeprefix("export ").partition("=")
         env[key] = value
     return env
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid still runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):  # PermissionError: another user's process has the pid now
+        return False
+    try:
+        # /proc/<pid>/stat: "pid (comm) state ...", comm may hold spaces and parentheses.
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _wait_gone(alive: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while alive():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def stop_group(pid: int, alive: Callable[[], bool], timeout_s: float = 40.0, kill_wait_s: float = 10.0) -> str:
+    """SIGTERM the process group led by pid, wait for the leader to exit, SIGKILL the group if it hangs.
+
+    ``alive`` says whether the leader still runs (``Popen.poll`` for a child, else ``pid_alive``).
+    Returns "gone" (not running), "stopped" (exited after SIGTERM) or "killed"; raises TimeoutError
+    when it outlives SIGKILL by kill_wait_s.
+    """
+    if not alive():
+        return "gone"
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return "gone"
+    if _wait_gone(alive, timeout_s):
+        return "stopped"
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if not _wait_gone(alive, kill_wait_s):
+        raise TimeoutError(f"pid {pid} still runs {kill_wait_s:.0f}s after SIGKILL")
+    return "killed"
 
 
 @dataclass
@@ -93,12 +140,8 @@ class ServiceProcess:
         """SIGTERM, wait, then SIGKILL if it hangs; returns the exit code."""
         if self.proc is None:
             return None
-        self.signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            return self.proc.wait(10)
+        stop_group(self.proc.pid, lambda: self.proc.poll() is None, timeout_s)
+        return self.proc.returncode
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the log."""
@@ -129,16 +172,19 @@ def _start_cli() -> None:
         print(f"{name:<11} http://127.0.0.1:{process.port}  log: .stack/logs/{name}.log")
 
 
-def _stop_cli() -> None:
+def _stop_cli(timeout_s: float = 40.0) -> None:
+    """Stop the services `start` recorded, each waited for (SIGKILL after timeout_s), so that `make down`
+    takes Redis and S3 away only once every service has drained (the anonymizer's last flush writes to
+    S3, then acks in Redis)."""
     path = STATE / "services.json"
     if not path.exists():
         return
     for name, pid in json.loads(path.read_text()).items():
-        try:
-            os.killpg(pid, signal.SIGTERM)
+        outcome = stop_group(pid, lambda pid=pid: pid_alive(pid), timeout_s)
+        if outcome == "stopped":
             print(f"stopped {name} (pid {pid})")
-        except ProcessLookupError:
-            pass
+        elif outcome == "killed":
+            print(f"killed {name} (pid {pid}): still running {timeout_s:.0f}s after SIGTERM")
     path.unlink()
 
 
