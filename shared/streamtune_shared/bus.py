@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import enum
 import os
 import socket
 import time
+from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -71,6 +73,17 @@ class Entry:
     def payload(self) -> bytes | None:
         """The ``payload`` field; TestRedisBroker's ``__data__`` stands in for it in component tests."""
         return self.fields.get(_PAYLOAD, self.fields.get(_FASTSTREAM_DATA))
+
+
+class ForwardResult(enum.Enum):
+    """What ``Bus.forward`` did with one item; truthy only when its payload was published."""
+
+    PUBLISHED = 1
+    DUPLICATE = 0  # acknowledged; the dedupe key existed, so nothing was published
+    ALREADY_ACKED = -1  # another worker had finished the entry: nothing published, nothing acknowledged
+
+    def __bool__(self) -> bool:
+        return self is ForwardResult.PUBLISHED
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +163,15 @@ end
 return 1
 """
 
+# Publishes only when at least one of the entries was still pending: entries all finished
+# elsewhere (reclaimed from a stalled worker) must not announce their output a second time.
 _ACK_AND_PUBLISH_LUA = """
-redis.call('XADD', KEYS[2], '*', 'payload', ARGV[2])
 local acked = 0
 for i = 3, #ARGV, 1000 do
   acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+if acked > 0 then
+  redis.call('XADD', KEYS[2], '*', 'payload', ARGV[2])
 end
 return acked
 """
@@ -167,7 +184,7 @@ class Bus(Protocol):
 
     async def publish_bytes(self, stream: str, payload: bytes) -> str: ...
 
-    async def forward(self, source: str, group: str, items: Sequence[Forward]) -> list[bool]: ...
+    async def forward(self, source: str, group: str, items: Sequence[Forward]) -> list[ForwardResult]: ...
 
     async def ack(self, source: str, group: str, ids: Sequence[str]) -> int: ...
 
@@ -195,11 +212,11 @@ class RedisBus:
         entry_id = await self.redis.xadd(stream, {streams.PAYLOAD_FIELD: payload})
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
-    async def forward(self, source: str, group: str, items: Sequence[Forward]) -> list[bool]:
-        """Publish each item's payload and ack its entry atomically.
+    async def forward(self, source: str, group: str, items: Sequence[Forward]) -> list[ForwardResult]:
+        """Publish each item's payload and ack its entry atomically; one ``ForwardResult`` per item.
 
-        False where the dedupe key existed, or where the entry was no longer pending (another
-        worker reclaimed and finished it): then nothing is published, so an output never doubles.
+        Nothing is published where the dedupe key existed, or where the entry was no longer
+        pending (another worker reclaimed and finished it), so an output never doubles.
         """
         if not items:
             return []
@@ -210,11 +227,15 @@ class RedisBus:
                 args=[group, item.entry_id, item.payload or b"", item.dedupe_ttl_s],
                 client=pipe,
             )
-        results = [int(r) for r in await pipe.execute()]
-        if stale := results.count(-1):
+        results = [ForwardResult(int(r)) for r in await pipe.execute()]
+        self._count_stale(source, group, results.count(ForwardResult.ALREADY_ACKED))
+        return results
+
+    @staticmethod
+    def _count_stale(source: str, group: str, stale: int) -> None:
+        if stale:
             STALE.labels(source, group).inc(stale)
             log.warning("entries.already_acked", stream=source, group=group, count=stale)
-        return [r == 1 for r in results]
 
     async def ack(self, source: str, group: str, ids: Sequence[str]) -> int:
         """Acknowledge entries that produced nothing."""
@@ -223,8 +244,13 @@ class RedisBus:
     async def ack_and_publish(
         self, source: str, group: str, ids: Sequence[str], target: str, message: BaseModel
     ) -> int:
-        """Publish one message and acknowledge many entries atomically (e.g. a stored shard)."""
-        return int(await self._ack_and_publish(keys=[source, target], args=[group, encode(message), *ids]))
+        """Acknowledge many entries and publish one message atomically (e.g. a stored shard).
+
+        Returns how many entries were acknowledged; when none was still pending, nothing is published.
+        """
+        acked = int(await self._ack_and_publish(keys=[source, target], args=[group, encode(message), *ids]))
+        self._count_stale(source, group, len(ids) - acked)
+        return acked
 
     async def touch(self, stream: str, group: str, consumer: str, ids: Sequence[str]) -> None:
         """Reset the idle time of entries this consumer still works on, so no reclaimer takes them.
@@ -315,12 +341,16 @@ class ConsumerSpec:
 
 
 class BatchConsumer:
-    """A FastStream batch subscriber plus a reclaimer, running one ``process`` function.
+    """A FastStream batch subscriber plus a reclaimer and a keeper, running one ``process`` function.
 
     ``process(entries)`` must acknowledge every entry it finishes (through ``Bus.forward`` and
     friends). If it raises, its entries stay pending and are reclaimed after ``claim_idle_ms``,
     then retried one by one; an entry delivered more than ``max_deliveries`` times is
     dead-lettered with its original bytes.
+
+    While an entry is in hand (its batch runs, it waits in a reclaimed round, or a handler
+    ``hold``s it past its batch, e.g. in a buffer) the keeper resets its idle time every third of
+    ``claim_idle_ms`` (XCLAIM JUSTID: not a delivery), so no reclaimer elsewhere takes a live entry.
     """
 
     def __init__(self, spec: ConsumerSpec, process: ProcessBatch, bus: Callable[[], RedisBus]) -> None:
@@ -329,6 +359,22 @@ class BatchConsumer:
         self._bus = bus
         self._inflight: set[asyncio.Task[None]] = set()
         self._reclaimer: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
+        self._held: Tally[str] = Tally()
+
+    def hold(self, ids: Sequence[str]) -> None:
+        """Keep these entries claimed until ``release``d (held twice, released twice)."""
+        self._held.update(ids)
+
+    def release(self, ids: Sequence[str]) -> None:
+        """Stop keeping these entries claimed (finished, or left for another worker)."""
+        self._held.subtract(ids)
+        self._held += Tally()  # drops ids whose count reached zero
+
+    @property
+    def held(self) -> list[str]:
+        """The entries kept claimed now."""
+        return list(self._held)
 
     def register(self, broker: RedisBroker) -> None:
         """Subscribe to fresh entries (XREADGROUP ``>``) on the broker."""
@@ -342,9 +388,10 @@ class BatchConsumer:
             await self._run(list(message.body))
 
     async def start(self) -> None:
-        """Create the group at ``0`` and start the reclaimer; call before the broker starts."""
+        """Create the group at ``0``, start the reclaimer and the keeper; call before the broker starts."""
         await self._bus().ensure_group(self.spec.stream, self.spec.group)
         self._reclaimer = asyncio.create_task(self._reclaim_forever(), name=f"reclaim:{self.spec.stream}")
+        self._keeper = asyncio.create_task(self._keep_forever(), name=f"keep:{self.spec.stream}")
 
     async def stop_reclaimer(self) -> None:
         """Stop reclaiming (first step of a graceful shutdown)."""
@@ -353,10 +400,30 @@ class BatchConsumer:
             self._reclaimer = None
 
     async def drain(self, timeout_s: float = 30.0) -> None:
-        """Wait for in-flight batches to finish; what does not finish stays pending for another worker."""
+        """Wait for in-flight batches to finish (still kept claimed), then stop the keeper.
+
+        What does not finish stays pending and is reclaimed by another worker after ``claim_idle_ms``.
+        """
         if self._inflight:
             log.info("consumer.draining", stream=self.spec.stream, batches=len(self._inflight))
             await asyncio.wait(set(self._inflight), timeout=timeout_s)
+        if self._keeper is not None:
+            await cancel_and_wait([self._keeper])
+            self._keeper = None
+
+    async def keep_held_once(self) -> None:
+        """Reset the idle time of every entry in hand (one keeper round)."""
+        if ids := self.held:
+            spec = self.spec
+            await self._bus().touch(spec.stream, spec.group, spec.consumer, ids)
+
+    async def _keep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.spec.claim_idle_ms / 3000)
+            try:
+                await self.keep_held_once()
+            except Exception as exc:  # noqa: BLE001 - Redis hiccup: the next round tries again
+                log.warning("keep.failed", stream=self.spec.stream, error=type(exc).__name__)
 
     async def _run(self, entries: list[Entry]) -> None:
         # Shielded so a shutdown that cancels the subscriber still finishes the batch in hand.
@@ -367,6 +434,8 @@ class BatchConsumer:
 
     async def _guarded(self, entries: list[Entry]) -> None:
         spec = self.spec
+        ids = [entry.id for entry in entries]
+        self.hold(ids)
         try:
             await self._process(entries)
             ENTRIES.labels(spec.stream, spec.group, "processed").inc(len(entries))
@@ -374,6 +443,8 @@ class BatchConsumer:
             BATCH_FAILURES.labels(spec.stream, spec.group).inc()
             log.error("batch.failed", stream=spec.stream, group=spec.group, entries=len(entries),
                       error=type(exc).__name__, detail=str(exc)[:200])
+        finally:
+            self.release(ids)
 
     async def _reclaim_forever(self) -> None:
         rounds = 0
@@ -402,17 +473,21 @@ class BatchConsumer:
         if not raw:
             return 0
         ids = [entry_id.decode() for entry_id, _ in raw]
-        counts = await bus.delivery_counts(spec.stream, spec.group, ids)
-        entries = [Entry(id=i, fields=f, deliveries=counts[i]) for i, (_, f) in zip(ids, raw, strict=True)]
-        RECLAIMED.labels(spec.stream, spec.group).inc(len(entries))
-        exhausted = [e for e in entries if e.deliveries > spec.max_deliveries]
-        retry = [e for e in entries if e.deliveries <= spec.max_deliveries]
-        if exhausted:
-            await self._dead_letter_exhausted(bus, exhausted)
-        log.info("entries.reclaimed", stream=spec.stream, retried=len(retry), dead_lettered=len(exhausted))
-        # One by one, so that a poison entry cannot take a whole batch down with it.
-        for entry in retry:
-            await self._run([entry])
+        self.hold(ids)  # the whole round is ours now, also the entries still waiting for their turn
+        try:
+            counts = await bus.delivery_counts(spec.stream, spec.group, ids)
+            entries = [Entry(id=i, fields=f, deliveries=counts[i]) for i, (_, f) in zip(ids, raw, strict=True)]
+            RECLAIMED.labels(spec.stream, spec.group).inc(len(entries))
+            exhausted = [e for e in entries if e.deliveries > spec.max_deliveries]
+            retry = [e for e in entries if e.deliveries <= spec.max_deliveries]
+            if exhausted:
+                await self._dead_letter_exhausted(bus, exhausted)
+            log.info("entries.reclaimed", stream=spec.stream, retried=len(retry), dead_lettered=len(exhausted))
+            # One by one, so that a poison entry cannot take a whole batch down with it.
+            for entry in retry:
+                await self._run([entry])
+        finally:
+            self.release(ids)
         return len(entries)
 
     async def prune_consumers(self) -> int:

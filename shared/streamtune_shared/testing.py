@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .bus import Forward, encode
+from .bus import Forward, ForwardResult, encode
 from .storage import ObjectNotFound
 
 
@@ -33,7 +33,7 @@ class InMemoryBus:
         self.streams[stream].append(payload)
         return f"0-{len(self.streams[stream])}"
 
-    async def forward(self, source: str, group: str, items: Sequence[Forward]) -> list[bool]:
+    async def forward(self, source: str, group: str, items: Sequence[Forward]) -> list[ForwardResult]:
         results = []
         for item in items:
             fresh = item.dedupe_key is None or item.dedupe_key not in self.dedupe
@@ -42,7 +42,7 @@ class InMemoryBus:
             if fresh and item.target:
                 self.streams[item.target].append(item.payload or b"")
             self.acked[(source, group)].append(item.entry_id)
-            results.append(fresh)
+            results.append(ForwardResult.PUBLISHED if fresh else ForwardResult.DUPLICATE)
         return results
 
     async def ack(self, source: str, group: str, ids: Sequence[str]) -> int:

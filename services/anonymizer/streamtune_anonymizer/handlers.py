@@ -15,7 +15,7 @@ from typing import NamedTuple
 import structlog
 from pydantic import ValidationError
 from streamtune_shared import streams
-from streamtune_shared.bus import Bus, Entry, Forward, dead_letter, encode
+from streamtune_shared.bus import Bus, Entry, Forward, ForwardResult, dead_letter, encode
 from streamtune_shared.datasets import new_shard_id
 from streamtune_shared.schemas import FieldError, field_errors
 from streamtune_shared.storage import ObjectStore
@@ -63,9 +63,11 @@ class AnonymizeHandler:
         """Anonymize a batch; every entry is published (or dead-lettered) and acknowledged atomically."""
         now = self._now()
         handled = [self._handle(entry, now) for entry in entries]
-        fresh = await self._bus().forward(streams.VALID, ANONYMIZE_GROUP, [h.forward for h in handled])
+        results = await self._bus().forward(streams.VALID, ANONYMIZE_GROUP, [h.forward for h in handled])
         outcomes, redactions = Counter[str](), Counter[str]()
-        for result, published in zip(handled, fresh, strict=True):
+        for result, published in zip(handled, results, strict=True):
+            if published is ForwardResult.ALREADY_ACKED:
+                continue  # another worker finished it and counted it (the bus counts these)
             if result.redactions is None:
                 outcomes["dead_lettered"] += 1
             elif not published:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import structlog
 from streamtune_shared import streams
-from streamtune_shared.bus import Bus, Entry, Forward, dead_letter, encode
+from streamtune_shared.bus import Bus, Entry, Forward, ForwardResult, dead_letter, encode
 from streamtune_shared.schemas import FieldError
 
 from .domain import Accepted, IngestionPolicy, Outcome, Rejected, ingest_payload
@@ -53,8 +53,8 @@ class RawEventHandler:
         now = self._clock()
         outcomes = [judge_entry(entry, self._policy, now) for entry in entries]
         forwards = [self._forward(entry, outcome) for entry, outcome in zip(entries, outcomes, strict=True)]
-        published = await self._bus().forward(streams.RAW, GROUP, forwards)
-        self._record(entries, outcomes, published)
+        results = await self._bus().forward(streams.RAW, GROUP, forwards)
+        self._record(entries, outcomes, results)
 
     def _forward(self, entry: Entry, outcome: Outcome) -> Forward:
         if isinstance(outcome, Accepted):
@@ -64,15 +64,18 @@ class RawEventHandler:
                              errors=outcome.errors, event_id=outcome.event_id)
         return Forward(entry.id, streams.DLQ, encode(letter))
 
-    def _record(self, entries: Sequence[Entry], outcomes: Sequence[Outcome], published: Sequence[bool]) -> None:
+    def _record(self, entries: Sequence[Entry], outcomes: Sequence[Outcome],
+                results: Sequence[ForwardResult]) -> None:
         batch_log = log.bind(stream=streams.RAW, group=GROUP, first_entry=entries[0].id)
         counts = {"valid": 0, "rejected": 0, "duplicate": 0}
-        for entry, outcome, fresh in zip(entries, outcomes, published, strict=True):
+        for entry, outcome, result in zip(entries, outcomes, results, strict=True):
+            if result is ForwardResult.ALREADY_ACKED:
+                continue  # another worker finished it and counted it (the bus counts these)
             if isinstance(outcome, Rejected):
                 counts["rejected"] += 1
                 REJECTIONS.labels("stream", outcome.code).inc()
                 batch_log.info("event.rejected", entry_id=entry.id, event_id=outcome.event_id, code=outcome.code)
-            elif fresh:
+            elif result:
                 counts["valid"] += 1
                 for reason in outcome.dropped:
                     READINGS_DROPPED.labels(reason).inc()

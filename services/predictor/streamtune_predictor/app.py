@@ -49,8 +49,7 @@ def build_service(settings: PredictorSettings, deps: PredictorDeps | None = None
     spec = ConsumerSpec(streams.CLEAN, GROUP, stage=STAGE, max_records=settings.batch_size,
                         block_ms=settings.max_wait_ms, claim_idle_ms=settings.claim_idle_ms,
                         max_deliveries=settings.max_deliveries)
-    handler = PredictionHandler(registry, lambda: runtime.bus, consumer=spec.consumer,
-                                claim_idle_ms=settings.claim_idle_ms)
+    handler = PredictionHandler(registry, lambda: runtime.bus)
     runtime.add_consumer(spec, handler.process)
     reloader = ModelReloader(
         registry,

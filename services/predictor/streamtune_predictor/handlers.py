@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 import structlog
 from pydantic import ValidationError
 from streamtune_shared import streams
-from streamtune_shared.bus import Bus, Entry, Forward, dead_letter, encode, monotonic_ms
+from streamtune_shared.bus import Bus, Entry, Forward, ForwardResult, dead_letter, encode, monotonic_ms
 from streamtune_shared.schemas import CleanEvent, FieldError, Prediction, PredictionOutputs, field_errors
-from streamtune_shared.tasks import cancel_and_wait
 
 from .metrics import BATCH_SIZE, EVENTS, LATENCY, PREDICTIONS
 from .registry import ModelRegistry, ServingModel
@@ -36,18 +35,15 @@ class Triage:
 
     by_model: dict[str, list[tuple[Entry, CleanEvent]]] = field(default_factory=lambda: defaultdict(list))
     finished: list[Forward] = field(default_factory=list)
-    skipped: int = 0
 
 
 class PredictionHandler:
     """Processes micro-batches of ``events.clean`` for the batch consumer of group ``predictor``."""
 
-    def __init__(self, registry: ModelRegistry, bus: Callable[[], Bus], *, consumer: str,
-                 claim_idle_ms: int, clock: Callable[[], float] = monotonic_ms) -> None:
+    def __init__(self, registry: ModelRegistry, bus: Callable[[], Bus], *,
+                 clock: Callable[[], float] = monotonic_ms) -> None:
         self.registry = registry
         self._bus = bus
-        self._consumer = consumer
-        self._touch_every_ms = claim_idle_ms / 3
         self._clock = clock
         self._stopping = False
 
@@ -65,32 +61,21 @@ class PredictionHandler:
     async def _process(self, entries: list[Entry], read_at: float) -> None:
         triage = self.triage(entries)
         if triage.finished:
-            await self._bus().forward(streams.CLEAN, GROUP, triage.finished)
-        EVENTS.labels("skipped").inc(triage.skipped)
-        EVENTS.labels("dead_lettered").inc(len(triage.finished) - triage.skipped)
+            results = await self._bus().forward(streams.CLEAN, GROUP, triage.finished)
+            finished_here = [f for f, r in zip(triage.finished, results, strict=True)
+                             if r is not ForwardResult.ALREADY_ACKED]
+            skipped = sum(f.target is None for f in finished_here)
+            EVENTS.labels("skipped").inc(skipped)
+            EVENTS.labels("dead_lettered").inc(len(finished_here) - skipped)
         if not triage.by_model:
             return
-        # Keeps the entries ours, without a new delivery, while they wait for a model and while the
-        # model runs, so no reclaimer hands them to another worker (which would predict them twice).
-        ids = [entry.id for items in triage.by_model.values() for entry, _ in items]
-        keeper = asyncio.create_task(self._keep_claimed(ids))
-        try:
-            await self._hold_until_loaded(triage.by_model)
-            serving = self.registry.snapshot()  # this batch's model references: a later swap does not touch it
-            for name, items in triage.by_model.items():
-                model = serving[name]
-                outputs = await asyncio.to_thread(model.predict, [event.text or "" for _, event in items])
-                await self._publish(model, items, outputs, read_at)
-        finally:
-            await cancel_and_wait([keeper])
-
-    async def _keep_claimed(self, ids: list[str]) -> None:
-        while True:
-            await asyncio.sleep(self._touch_every_ms / 1000)
-            try:
-                await self._bus().touch(streams.CLEAN, GROUP, self._consumer, ids)
-            except Exception as exc:  # noqa: BLE001 - Redis hiccup: the next round tries again
-                log.warning("entries.touch_failed", error=type(exc).__name__)
+        # The consumer keeps the batch claimed meanwhile, also while it waits for its model.
+        await self._hold_until_loaded(triage.by_model)
+        serving = self.registry.snapshot()  # this batch's model references: a later swap does not touch it
+        for name, items in triage.by_model.items():
+            model = serving[name]
+            outputs = await asyncio.to_thread(model.predict, [event.text or "" for _, event in items])
+            await self._publish(model, items, outputs, read_at)
 
     def triage(self, entries: list[Entry]) -> Triage:
         """Parse entries; bad ones become dead letters, events of unconfigured datasets are skipped."""
@@ -104,7 +89,6 @@ class PredictionHandler:
             name = self.registry.model_for(event.dataset)
             if name is None:
                 triage.finished.append(Forward(entry.id, None))
-                triage.skipped += 1
             elif event.text is None:
                 error = FieldError(field="text", message=f"model {name} predicts from text; the event has none")
                 triage.finished.append(_dead(entry, "event has no text", (error,), event.event_id))
@@ -133,11 +117,11 @@ class PredictionHandler:
                 task=model.task, outputs=output, latency_ms=latency_ms)))
             for (entry, event), output in zip(items, outputs, strict=True)
         ]
-        await self._bus().forward(streams.CLEAN, GROUP, forwards)
-        PREDICTIONS.labels(model.name).inc(len(forwards))
-        EVENTS.labels("predicted").inc(len(forwards))
+        published = sum(map(bool, await self._bus().forward(streams.CLEAN, GROUP, forwards)))
+        PREDICTIONS.labels(model.name).inc(published)
+        EVENTS.labels("predicted").inc(published)
         LATENCY.observe(latency_ms / 1000)
-        log.info("predictions.published", model=model.name, version=model.version, count=len(forwards),
+        log.info("predictions.published", model=model.name, version=model.version, count=published,
                  latency_ms=latency_ms)
 
 

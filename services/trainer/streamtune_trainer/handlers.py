@@ -1,7 +1,7 @@
 """The ``train.requests`` consumer: decode, skip what is already published, train in a thread, announce + ack.
 
-While a run trains, the event loop keeps serving probes, publishes its status and heartbeats the
-request entry (XCLAIM JUSTID) so that no other trainer's reclaimer takes a live run.
+While a run trains, the event loop keeps serving probes and publishes its status; the shared
+consumer keeps the request entry claimed (XCLAIM JUSTID), so no other trainer's reclaimer takes a live run.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ class TrainRequestHandler:
     """Handles train requests one run at a time per process."""
 
     def __init__(self, bus: Callable[[], Bus], store: Callable[[], ObjectStore], settings: TrainerSettings, *,
-                 consumer: str, clock: Callable[[], datetime], after_epoch: Callable[[int], None] | None = None) -> None:
+                 clock: Callable[[], datetime], after_epoch: Callable[[int], None] | None = None) -> None:
         self._bus, self._store, self.settings = bus, store, settings
-        self.consumer, self.clock, self.after_epoch = consumer, clock, after_epoch
+        self.clock, self.after_epoch = clock, after_epoch
         self.stopping = threading.Event()
         self._one_run = asyncio.Lock()
         self._active: set[str] = set()
@@ -63,7 +63,7 @@ class TrainRequestHandler:
         self.stopping.set()
 
     async def handle(self, entry: Entry) -> None:
-        """Heartbeat the entry while it waits for, and holds, this process's single training slot."""
+        """Run one request in this process's single training slot (a second delivery of it is skipped)."""
         if entry.id in self._active:
             log.info("request.already_running", entry_id=entry.id)
             return
@@ -71,12 +71,10 @@ class TrainRequestHandler:
             log.info("request.left_for_another_trainer", entry_id=entry.id)
             return
         self._active.add(entry.id)
-        heartbeat = asyncio.create_task(self._heartbeat(entry.id))
         try:
             async with self._one_run:
                 await self._handle_request(entry)
         finally:
-            heartbeat.cancel()
             self._active.discard(entry.id)
 
     async def _handle_request(self, entry: Entry) -> None:
@@ -172,12 +170,3 @@ class TrainRequestHandler:
 
         return RunContext(store=self._store(), settings=self.settings, report=report, clock=self.clock,
                           should_stop=self.stopping.is_set, after_epoch=self.after_epoch)
-
-    async def _heartbeat(self, entry_id: str) -> None:
-        interval_s = self.settings.claim_idle_ms / 4 / 1000
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await self._bus().touch(streams.TRAIN_REQUESTS, GROUP, self.consumer, [entry_id])
-            except Exception as exc:  # noqa: BLE001 - Redis hiccup: the next beat tries again
-                log.warning("heartbeat.failed", entry_id=entry_id, error=type(exc).__name__)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -44,15 +43,9 @@ def _entry(entry_id: str, payload: bytes) -> Entry:
 
 async def test_a_request_trains_publishes_a_complete_version_and_announces_it(settings, fakes, tiny_base_model):
     bus, store = fakes
-    # Reclaimable after 100 ms: the run heartbeats its entry every 25 ms while it trains.
-    service = create_service(settings.model_copy(update={"claim_idle_ms": 100}), TrainerDeps(bus=bus, store=store))
+    service = create_service(settings, TrainerDeps(bus=bus, store=store))
     request = _request(str(tiny_base_model))
     await service.handler.process([_entry("1-0", request.model_dump_json().encode())])
-    beats = len(bus.touched)
-    await asyncio.sleep(0.1)
-
-    assert beats > 0 and len(bus.touched) == beats, "heartbeats while training, none after"
-    assert set(bus.touched) == {(streams.TRAIN_REQUESTS, "trainer", service.handler.consumer, ("1-0",))}
 
     states = [m["state"] for m in bus.messages(streams.TRAIN_STATUS)]
     assert states[0] == "accepted" and states[1] == "running" and states[-1] == "published"
