@@ -23,15 +23,15 @@ $(STAMP): $(BIN)/python requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKA
 
 install: $(STAMP)
 
+# The integration and e2e tests start Redis and S3 themselves when needed (conftest's infra_env),
+# as do the demo and the benchmarks (stack.up()).
 test: install
-	@$(STACK) up
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/python -m pytest -m "unit or component" $(PYTEST_ARGS)
 
 demo: install
-	@$(STACK) up
 	$(BIN)/python deploy/local/demo.py
 
 up: install
@@ -43,7 +43,6 @@ down:
 	-@$(STACK) down
 
 bench: install
-	@$(STACK) up
 	$(BIN)/python tests/bench/bench_dataplane.py
 	$(BIN)/python tests/bench/bench_predictor.py
 	$(BIN)/python tests/bench/bench_training.py

@@ -1,6 +1,6 @@
 """`make demo`: the whole loop on this machine, end to end, in a few minutes on 2 CPU cores.
 
-Redis and S3 come from `stack.py up` (the Makefile runs it). The demo uses Redis database 1 and
+Redis and S3 come from `stack.up()` (started when not running). The demo uses Redis database 1 and
 the bucket `streamtune-demo`, both emptied first, starts the four services as processes, then:
 1. replays pump-sensor events and clinical notes (NCBI-disease sentences with BIO labels, some
    with contact details) from tests/fixtures, plus duplicates and malformed entries, over Redis

@@ -4,7 +4,7 @@ XACK) with no validation or anonymization. Prints the ratio; writes JSON with --
 
     python tests/bench/bench_dataplane.py [--events 20000] [--out bench-results/dataplane.json]
 
-Needs the local stack (`python deploy/local/stack.py up`); uses Redis database 14 and its own bucket.
+Starts the local stack when it is not running (stack.up()); uses Redis database 14 and its own bucket.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ raw batched forward of the same model measured in the same run. Prints both and 
 
 --model-dir: a saved MiniLM-family token-classification folder (config.json, model.safetensors,
 tokenizer files); without it the offline MiniLM with an untrained 3-label head is used.
-Texts are the clinical-notes fixture, cycled. Needs the local stack (`python deploy/local/stack.py up`);
+Texts are the clinical-notes fixture, cycled. Starts the local stack when it is not running (stack.up());
 uses Redis database 13 (flushed) and its own bucket (removed afterwards).
 """
 
