@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from redis.asyncio import Redis
+from streamtune_shared import streams
 
 import processes  # deploy/local, beside this script
 import stack
@@ -33,10 +34,7 @@ DEMO_DB = 1
 BUCKET = "streamtune-demo"
 TRAIN_NOTES = 340
 MODEL = "disease-ner"
-
-
-
-
+PAYLOAD_KEY = streams.PAYLOAD_FIELD.encode()  # redis-py returns field names as bytes
 
 
 def say(message: str) -> None:
@@ -60,7 +58,7 @@ def fixture_events(name: str) -> list[dict]:
 async def xadd_events(redis: Redis, events: list[dict] | list[bytes]) -> None:
     pipe = redis.pipeline(transaction=False)
     for event in events:
-        pipe.xadd("events.raw", {"payload": event if isinstance(event, bytes) else json.dumps(event)})
+        pipe.xadd(streams.RAW, {streams.PAYLOAD_FIELD: event if isinstance(event, bytes) else json.dumps(event)})
     await pipe.execute()
 
 
@@ -80,17 +78,17 @@ async def wait_until(check, timeout_s: float, what: str) -> None:
 
 
 async def payloads(redis: Redis, stream: str) -> list[dict]:
-    return [json.loads(fields[b"payload"]) for _, fields in await redis.xrange(stream)]
+    return [json.loads(fields[PAYLOAD_KEY]) for _, fields in await redis.xrange(stream)]
 
 
 async def follow_training(redis: Redis, request_id: str, timeout_s: float) -> tuple[dict, list[float]]:
     """Print epoch metrics from train.status until the run is published or failed; returns dev F1 by epoch."""
     last_id, deadline, dev_f1 = "0", time.monotonic() + timeout_s, []
     while time.monotonic() < deadline:
-        for _, entries in await redis.xread({"train.status": last_id}, block=1000) or []:
+        for _, entries in await redis.xread({streams.TRAIN_STATUS: last_id}, block=1000) or []:
             for entry_id, fields in entries:
                 last_id = entry_id
-                status = json.loads(fields[b"payload"])
+                status = json.loads(fields[PAYLOAD_KEY])
                 if status["request_id"] != request_id:
                     continue
                 if status["state"] == "epoch_end":
@@ -146,16 +144,16 @@ async def demo_loop(redis: Redis, procs: dict) -> None:
     say(f"  POST /events -> accepted {reply['accepted']}, rejected {reply['rejected']}")
 
     async def shards_ready() -> bool:
-        rows = sum(s["rows"] for s in await payloads(redis, "datasets.shards") if s["dataset"] == "clinical-notes")
+        rows = sum(s["rows"] for s in await payloads(redis, streams.SHARDS) if s["dataset"] == "clinical-notes")
         return rows >= TRAIN_NOTES
     await wait_until(shards_ready, 120, "the clinical-notes shards")
-    shards = [s for s in await payloads(redis, "datasets.shards") if s["dataset"] == "clinical-notes"]
+    shards = [s for s in await payloads(redis, streams.SHARDS) if s["dataset"] == "clinical-notes"]
     say(f"anonymized shards stored: {len(shards)} shard(s), {sum(s['rows'] for s in shards)} rows")
 
     request = {"schema_version": 1, "request_id": f"demo-{int(time.time())}", "model_name": MODEL,
                "task": "token-classification", "dataset": "clinical-notes", "base_model": "minilm",
                "epochs": 4, "batch_size": 16, "learning_rate": 3e-4, "max_length": 128}
-    await redis.xadd("train.requests", {"payload": json.dumps(request)})
+    await redis.xadd(streams.TRAIN_REQUESTS, {streams.PAYLOAD_FIELD: json.dumps(request)})
     say(f"train request sent: fine-tune MiniLM ({request['epochs']} epochs) for disease NER")
     status, dev_f1 = await follow_training(redis, request["request_id"], timeout_s=480)
     if status["state"] == "failed":
@@ -166,7 +164,7 @@ async def demo_loop(redis: Redis, procs: dict) -> None:
     say(f"streaming the remaining {len(later)} notes through the predictor")
 
     async def all_predicted() -> bool:
-        return await redis.xlen("predictions") >= len(notes)
+        return await redis.xlen(streams.PREDICTIONS) >= len(notes)
     await wait_until(all_predicted, 180, "predictions for every clinical note")
     await summary(redis, dev_f1, status["version"], {e["event_id"] for e in later})
 
@@ -181,8 +179,8 @@ def _short(metrics: dict) -> dict:
 
 
 async def summary(redis: Redis, dev_f1: list[float], version: str, streamed: set[str]) -> None:
-    clean = await payloads(redis, "events.clean")
-    predictions = await payloads(redis, "predictions")
+    clean = await payloads(redis, streams.CLEAN)
+    predictions = await payloads(redis, streams.PREDICTIONS)
     # Notes sent before the model existed were held by the predictor; quote the streamed ones apart.
     latencies = sorted(p["latency_ms"] for p in predictions if p["event_id"] in streamed)
     held = sorted(p["latency_ms"] for p in predictions if p["event_id"] not in streamed)
@@ -190,9 +188,9 @@ async def summary(redis: Redis, dev_f1: list[float], version: str, streamed: set
     entities = sum(len(p["outputs"].get("entities") or []) for p in predictions)
     example = next((p for p in predictions if p["outputs"].get("entities")), None)
     print("\n=== streamtune demo summary ===")
-    print(f"events in (raw entries + HTTP): {await redis.xlen('events.raw')}")
-    print(f"valid -> anonymized (events.clean): {len(clean)}")
-    print(f"rejected to events.dlq: {await redis.xlen('events.dlq')}")
+    print(f"events in (raw entries + HTTP): {await redis.xlen(streams.RAW)}")
+    print(f"valid -> anonymized ({streams.CLEAN}): {len(clean)}")
+    print(f"rejected to {streams.DLQ}: {await redis.xlen(streams.DLQ)}")
     print(f"PII values redacted in text: {redacted} "
           f"(events with redactions: {sum(1 for c in clean if c['redactions'])})")
     print(f"dev entity F1 by epoch: {', '.join(f'{f:.3f}' for f in dev_f1)}")
