@@ -56,10 +56,9 @@ def build_service(settings: AnonymizerSettings, deps: AnonymizerDeps | None = No
     shard_writer = ShardWriter(
         lambda: runtime.bus, lambda: runtime.store,
         ShardBuffer(max_rows=settings.shard_max_rows, max_age_s=settings.shard_max_age_s),
-        consumer=shard_spec.consumer, buffer_limit=settings.shard_buffer_limit,
-        claim_idle_ms=settings.shard_claim_idle_ms, monotonic=deps.monotonic,
+        claims=lambda: shard_consumer, buffer_limit=settings.shard_buffer_limit, monotonic=deps.monotonic,
     )
-    runtime.add_consumer(shard_spec, shard_writer.process)
+    shard_consumer = runtime.add_consumer(shard_spec, shard_writer.process)
     runtime.add_task("shard-flusher", shard_writer.run_flusher)
     runtime.add_stop_hook(shard_writer.flush_all)
     return AnonymizerService(runtime.build(), runtime, anonymizer, shard_writer)

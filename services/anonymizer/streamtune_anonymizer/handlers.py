@@ -15,7 +15,7 @@ from typing import NamedTuple
 import structlog
 from pydantic import ValidationError
 from streamtune_shared import streams
-from streamtune_shared.bus import Bus, Entry, Forward, ForwardResult, dead_letter, encode
+from streamtune_shared.bus import BatchConsumer, Bus, Entry, Forward, ForwardResult, dead_letter, encode
 from streamtune_shared.datasets import new_shard_id
 from streamtune_shared.schemas import FieldError, field_errors
 from streamtune_shared.storage import ObjectStore
@@ -111,20 +111,22 @@ class ShardWriter:
     """events.clean -> Parquet shards per dataset; entries are acknowledged only once their shard is stored."""
 
     def __init__(self, bus: Callable[[], Bus], store: Callable[[], ObjectStore | None], buffer: ShardBuffer, *,
-                 consumer: str, buffer_limit: int, claim_idle_ms: int, monotonic: Callable[[], float]) -> None:
+                 claims: Callable[[], BatchConsumer], buffer_limit: int, monotonic: Callable[[], float]) -> None:
         self._bus = bus
         self._store = store
         self.buffer = buffer
-        self._consumer = consumer
-        self._writer = f"anonymizer-{consumer}"
+        # The consumer that read the buffered entries: it keeps them claimed until their shard is acked.
+        self._claims = claims
         self._buffer_limit = buffer_limit
-        self._touch_every_s = claim_idle_ms / 3000
         self._monotonic = monotonic
         self._lock = asyncio.Lock()
         self._attempts: dict[str, tuple[tuple[str, ...], str]] = {}
         self._retry_at = 0.0
         self._retry_delay_s = 0.0
-        self._last_touch = monotonic()
+
+    @property
+    def _consumer(self) -> str:
+        return self._claims().spec.consumer
 
     async def process(self, entries: list[Entry]) -> None:
         """Buffer labeled events, ack unlabeled ones, dead-letter bad ones; flush datasets that are full."""
@@ -146,6 +148,7 @@ class ShardWriter:
                 outcomes["held_back"] += 1
             else:
                 self.buffer.add(entry.id, event, now)
+                self._claims().hold([entry.id])
                 outcomes["buffered"] += 1
         if dead:
             await self._bus().forward(streams.CLEAN, SHARD_GROUP, dead)
@@ -165,19 +168,15 @@ class ShardWriter:
         return Forward(entry.id, streams.DLQ, encode(letter))
 
     async def run_flusher(self) -> None:
-        """Background task: every 0.5 s flush the datasets that are due and keep long-held entries claimed."""
+        """Background task: every 0.5 s flush the datasets that are due."""
         while True:
             await asyncio.sleep(FLUSH_CHECK_S)
             # Shielded: shutdown lets a flush in progress finish instead of cutting it between store and ack.
             await asyncio.shield(self.tick())
 
     async def tick(self) -> None:
-        """One flusher round: flush the datasets that are due, then touch long-held entries."""
+        """One flusher round: flush the datasets that are due."""
         await self._flush_each(lambda: self.buffer.due(self._monotonic()))
-        try:
-            await self.touch_held()
-        except Exception as exc:  # noqa: BLE001 - Redis unavailable: the next tick tries again
-            log.warning("shard.touch_failed", error=type(exc).__name__)
 
     async def _flush_each(self, due: Callable[[], list[str]]) -> None:
         """Flush while ``due()`` names datasets; after a failure back off (the rows stay buffered)."""
@@ -209,7 +208,8 @@ class ShardWriter:
                 return
             ids = tuple(row.entry_id for row in batch)
             shard_id = self._shard_id(dataset, ids)
-            files = await asyncio.to_thread(build_shard, dataset, shard_id, [row.event for row in batch], self._writer)
+            files = await asyncio.to_thread(build_shard, dataset, shard_id, [row.event for row in batch],
+                                            f"anonymizer-{self._consumer}")
             store = self._store()
             if store is None:
                 raise RuntimeError("the object store is used before startup")
@@ -223,6 +223,7 @@ class ShardWriter:
                 raise
             self._attempts.pop(dataset, None)
             self.buffer.remove(dataset, ids)
+            self._claims().release(ids)
         metrics.SHARDS_WRITTEN.inc()
         metrics.SHARD_ROWS.inc(len(ids))
         metrics.BUFFERED_ROWS.set(self.buffer.total_rows)
@@ -236,12 +237,3 @@ class ShardWriter:
         shard_id = new_shard_id(ids[0], self._consumer)
         self._attempts[dataset] = (ids, shard_id)
         return shard_id
-
-    async def touch_held(self) -> None:
-        """Reset the idle time of entries buffered for a while, so no reclaimer takes them from us."""
-        now = self._monotonic()
-        if now - self._last_touch < self._touch_every_s:
-            return
-        self._last_touch = now
-        ids = self.buffer.held_since(now - self._touch_every_s)
-        await self._bus().touch(streams.CLEAN, SHARD_GROUP, self._consumer, ids)

@@ -76,10 +76,6 @@ class ShardBuffer:
         if not rows:
             self._datasets.pop(dataset, None)
 
-    def held_since(self, before: float) -> list[str]:
-        """Entry ids buffered at or before a time (to keep their pending entries from being reclaimed)."""
-        return [row.entry_id for rows in self._datasets.values() for row in rows.values() if row.buffered_at <= before]
-
 
 def _oldest(rows: dict[str, BufferedEvent]) -> float:
     return min(row.buffered_at for row in rows.values())

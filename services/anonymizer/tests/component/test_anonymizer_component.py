@@ -214,20 +214,18 @@ async def test_a_full_buffer_leaves_new_entries_pending():
     assert deps.bus.acked[(streams.CLEAN, "anonymizer-shards")] == []
 
 
-async def test_long_held_entries_are_touched_so_no_reclaimer_takes_them():
+async def test_buffered_entries_stay_held_by_their_consumer_until_their_shard_is_acked():
     clock = Clock()
-    bus = InMemoryBus()
-    service, _ = _service(bus=bus, store=FlakyStore(failures=1000), clock=clock, shard_claim_idle_ms=60_000)
-    [shard_consumer] = [c.spec.consumer for c in service.runtime.consumers if c.spec.stream == streams.CLEAN]
+    store = FlakyStore(failures=1)
+    service, deps = _service(store=store, clock=clock, shard_max_rows=100)
+    [shard_consumer] = [c for c in service.runtime.consumers if c.spec.stream == streams.CLEAN]
     await service.shard_writer.process(await _clean_entries(2))
-    clock.now += 19.0
-    await service.shard_writer.tick()
-    assert bus.touched == [], "rows held less than a third of the reclaim timeout are not touched yet"
-    clock.now += 2.0
-    await service.shard_writer.tick()
-    assert {(stream, group, consumer) for stream, group, consumer, _ in bus.touched} == {
-        (streams.CLEAN, "anonymizer-shards", shard_consumer)}, "claimed by the consumer that holds them"
-    assert sorted(i for _, _, _, ids in bus.touched for i in ids) == ["1-0", "2-0"]
+    assert sorted(shard_consumer.held) == ["1-0", "2-0"], "kept claimed past their batch, while buffered"
+    with pytest.raises(OSError):
+        await service.shard_writer.flush(service.shard_writer.buffer.datasets()[0])
+    assert sorted(shard_consumer.held) == ["1-0", "2-0"], "a failed flush leaves them held"
+    await service.shard_writer.flush(service.shard_writer.buffer.datasets()[0])
+    assert shard_consumer.held == [] and deps.bus.acked[(streams.CLEAN, "anonymizer-shards")] == ["1-0", "2-0"]
 
 
 async def test_logs_and_metrics_carry_counts_and_ids_but_no_pii():

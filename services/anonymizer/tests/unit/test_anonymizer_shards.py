@@ -47,7 +47,6 @@ def test_next_shard_takes_the_oldest_rows_and_remove_forgets_only_those():
     assert buffer.total_rows == 5, "rows stay buffered until their shard is stored"
     buffer.remove("pump-sensors", [row.entry_id for row in shard])
     assert [row.entry_id for row in buffer.next_shard("pump-sensors")] == ["2-0", "3-0"]
-    assert buffer.held_since(3.0) == ["2-0", "3-0"]
     buffer.remove("pump-sensors", ["2-0", "3-0", "4-0"])
     assert buffer.datasets() == [] and buffer.due(100.0) == []
 
