@@ -56,11 +56,7 @@ def infra_settings(infra_env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
     settings = InfraSettings()
     yield settings
     # Whatever created the bucket (a fixture or a service under test), it would otherwise pile up on disk.
-    store = MinioObjectStore(minio_client(settings), settings.s3_bucket)
-    if store.client.bucket_exists(store.bucket):
-        for key in store.list_keys(""):
-            store.delete(key)
-        store.client.remove_bucket(store.bucket)
+    MinioObjectStore(minio_client(settings), settings.s3_bucket).drop_bucket()
 
 
 @pytest.fixture

@@ -107,9 +107,7 @@ async def run() -> None:
                                 {"clinical-notes": MODEL})
     redis = Redis.from_url(env["STREAMTUNE_REDIS_URL"])
     await redis.flushdb()
-    store = _demo_store(env)
-    for key in store.list_keys(""):
-        store.delete(key)
+    _demo_store(env).clear()
     ports = {name: processes.free_port() for name in processes.SERVICES}
     say("starting ingestion, anonymizer, trainer, predictor ...")
     procs = processes.start_all(env, ports, ROOT / ".stack" / "logs")

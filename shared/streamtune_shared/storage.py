@@ -84,6 +84,18 @@ class MinioObjectStore:
     def delete(self, key: str) -> None:
         self.client.remove_object(self.bucket, key)
 
+    def clear(self) -> None:
+        """Delete every object in the bucket (the bucket itself stays)."""
+        for key in self.list_keys(""):
+            self.delete(key)
+
+    def drop_bucket(self) -> None:
+        """Delete every object, then the bucket; nothing to do when the bucket is missing."""
+        if not self.client.bucket_exists(self.bucket):
+            return
+        self.clear()
+        self.client.remove_bucket(self.bucket)
+
 
 def minio_client(infra: InfraSettings) -> Minio:
     """A minio client for the S3 server the settings point at."""

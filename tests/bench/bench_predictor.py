@@ -137,9 +137,7 @@ async def measure_pipeline(env: dict[str, str], folder: Path, texts: list[str], 
     finally:
         await redis.flushdb()
         await redis.aclose()
-        for key in store.list_keys(""):
-            store.delete(key)
-        store.client.remove_bucket(store.bucket)
+        store.drop_bucket()
 
 
 async def main(args: argparse.Namespace) -> dict:
