@@ -103,7 +103,8 @@ def clean_events(texts: list[str]) -> list[bytes]:
             for i, text in enumerate(texts)]
 
 
-async def measure_pipeline(env: dict[str, str], folder: Path, texts: list[str], batch_size: int) -> float:
+async def measure_pipeline(env: dict[str, str], folder: Path, texts: list[str], batch_size: int,
+                           max_length: int) -> float:
     """events.clean -> predictions through the predictor app in-process on real Redis, events/s from the first XADD."""
     from streamtune_predictor.app import create_app
     from streamtune_predictor.config import PredictorSettings
@@ -117,7 +118,8 @@ async def measure_pipeline(env: dict[str, str], folder: Path, texts: list[str], 
     await redis.flushdb()
     try:
         await asyncio.to_thread(publish_version, store, folder)
-        settings = PredictorSettings(infra=infra, models={DATASET: MODEL_NAME}, batch_size=batch_size)
+        settings = PredictorSettings(infra=infra, models={DATASET: MODEL_NAME}, batch_size=batch_size,
+                                     max_length=max_length)
         app = create_app(settings)
         async with app.start_lifespan_context(), httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://predictor") as http:
@@ -148,8 +150,9 @@ async def main(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-predictor-") as scratch:
         folder = prepare_model_dir(args.model_dir, Path(scratch))
         raw = measure_raw_forward(folder, texts, args.batch_size, args.max_length)
-        pipeline = await measure_pipeline(env, folder, texts, args.batch_size)
-    return {"events": args.events, "batch_size": args.batch_size, "torch_threads": torch.get_num_threads(),
+        pipeline = await measure_pipeline(env, folder, texts, args.batch_size, args.max_length)
+    return {"events": args.events, "batch_size": args.batch_size, "max_length": args.max_length,
+            "torch_threads": torch.get_num_threads(),
             "raw_forward_sequences_per_s": round(raw, 1), "clean_to_predictions_events_per_s": round(pipeline, 1),
             "ratio": round(pipeline / raw, 3)}
 
@@ -158,7 +161,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1024)
     parser.add_argument("--batch-size", type=int, default=64, help="the predictor's PREDICTOR_BATCH_SIZE")
-    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--max-length", type=int, default=256,
+                        help="tokens per text, for the raw forward and the predictor's PREDICTOR_MAX_LENGTH")
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "predictor.json")
     arguments = parser.parse_args()
