@@ -6,8 +6,11 @@ Entries carry one field, ``payload``, holding the JSON of one of these models.
 from __future__ import annotations
 
 import re
+import types
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from functools import lru_cache
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AwareDatetime,
@@ -16,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -127,12 +131,131 @@ class FieldError(BaseModel):
     message: str
 
 
-def field_errors(exc: ValidationError, limit: int = 20) -> tuple[FieldError, ...]:
-    """The first errors of a validation failure, each naming its field (dotted path), never echoing the input."""
-    return tuple(
-        FieldError(field=".".join(str(part) for part in error["loc"]) or "payload", message=error["msg"])
-        for error in exc.errors(include_input=False, include_url=False)[:limit]
-    )
+def field_errors(exc: ValidationError, limit: int | None = 20, *, root: str = "payload",
+                 model: type[BaseModel] | None = None) -> tuple[FieldError, ...]:
+    """One error per field of a validation failure, its messages merged ('; '), never echoing the input.
+
+    A field is a dotted path into the document, found by walking the error's location along the types of
+    ``model`` (default: the schema model the error's title names): pydantic's union member tags
+    ('constrained-str', 'int', 'list[str]') and '[key]' markers are not steps of the document and are left
+    out. Keys are input too, so a dict key is a step only when it is valid for the dict (a SensorName, a
+    MetaKey...) and an unexpected field only when it looks like a field name; otherwise the error goes to
+    the enclosing field ('invalid key: ...', 'value of an invalid key: ...'). Errors of the whole input go
+    under ``root``; ``limit`` caps the number of fields (None: all of them).
+    """
+    model = model or _schema_model(exc.title)
+    merged: dict[str, list[str]] = {}
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+        path, about = _document_path(tuple(error["loc"]), model or Any)
+        message = about + str(error["msg"]).removeprefix("Value error, ")
+        messages = merged.setdefault(path or root, [])
+        if message not in messages:
+            messages.append(message)
+    return tuple(FieldError(field=field, message="; ".join(messages))
+                 for field, messages in list(merged.items())[:limit])
+
+
+_KEY_MARKER = "[key]"  # pydantic's last location step when a dict key (the step before it) failed validation
+# An unexpected field is named when it looks like one: any other key is just input.
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_SEQUENCES = (list, tuple, set, frozenset)
+
+
+def _schema_model(title: str) -> type[BaseModel] | None:
+    # Pydantic titles a model's validation errors with the class name; every bus message is defined here.
+    found = globals().get(title)
+    return found if isinstance(found, type) and issubclass(found, BaseModel) else None
+
+
+def _document_path(loc: tuple[int | str, ...], tp: Any) -> tuple[str, str]:
+    """The dotted path of ``loc`` without pydantic's steps, and what the error is about when a key is left out."""
+    steps: list[str] = []
+    i = 0
+    while i < len(loc):
+        step, tp = loc[i], _unwrap(tp)
+        members = _union_members(tp)
+        if members:  # the next step names the union member that was tried
+            i += 1
+            tp = _member_for(members, loc[i] if i < len(loc) else None)
+            continue
+        origin = get_origin(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(step) if isinstance(step, str) else None
+            if field is None:  # an unexpected field (extra="forbid"): nothing below it was validated
+                named = isinstance(step, str) and _FIELD_NAME.match(step) is not None
+                return ".".join([*steps, str(step)] if named else steps), ""
+            tp = field.annotation
+        elif origin is dict or origin is Mapping:
+            key_type, value_type = get_args(tp) or (Any, Any)
+            if loc[i + 1:i + 2] == (_KEY_MARKER,):
+                return ".".join(steps), "invalid key: "
+            if not _valid_key(key_type, step):
+                return ".".join(steps), "value of an invalid key: "
+            tp = value_type
+        elif origin in _SEQUENCES and isinstance(step, int):
+            args = get_args(tp)
+            if origin is tuple and args and args[-1] is not Ellipsis:
+                tp = args[step] if 0 <= step < len(args) else Any
+            else:
+                tp = args[0] if args else Any
+        elif step == _KEY_MARKER:  # under an untyped (Any) value: the step before it is the invalid key
+            return ".".join(steps[:-1]), "invalid key: "
+        else:
+            tp = Any
+        steps.append(str(step))
+        i += 1
+    return ".".join(steps), ""
+
+
+def _unwrap(tp: Any) -> Any:
+    # Annotated[X, ...] is X; X | None is X (pydantic makes it nullable, without member tags).
+    while True:
+        if get_origin(tp) is Annotated:
+            tp = get_args(tp)[0]
+            continue
+        members = _union_members(tp)
+        if members is not None and len(members) == 1:
+            tp = members[0]
+            continue
+        return tp
+
+
+def _union_members(tp: Any) -> list[Any] | None:
+    if get_origin(tp) not in (Union, types.UnionType):
+        return None
+    return [member for member in get_args(tp) if member is not type(None)]
+
+
+def _member_for(members: list[Any], next_step: int | str | None) -> Any:
+    # The member the rest of the location walks into: only its shape matters (its tag is left out anyway).
+    unwrapped = [_unwrap(member) for member in members]
+    if isinstance(next_step, int):
+        return next((m for m in unwrapped if get_origin(m) in _SEQUENCES), Any)
+    if isinstance(next_step, str):
+        for m in unwrapped:
+            if isinstance(m, type) and issubclass(m, BaseModel) and next_step in m.model_fields:
+                return m
+        return next((m for m in unwrapped if get_origin(m) in (dict, Mapping)), Any)
+    return Any
+
+
+@lru_cache(maxsize=32)
+def _key_adapter(key_type: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(key_type)
+
+
+def _valid_key(key_type: Any, key: int | str) -> bool:
+    if key_type is Any or key_type is str:
+        return isinstance(key, str)
+    try:
+        adapter = _key_adapter(key_type)
+    except TypeError:  # an unhashable annotation
+        adapter = TypeAdapter(key_type)
+    try:
+        adapter.validate_python(key)
+    except ValidationError:
+        return False
+    return True
 
 
 class DeadLetter(BaseModel):

@@ -13,12 +13,12 @@ from typing import Any
 
 from pydantic import ValidationError
 from streamtune_shared import streams
-from streamtune_shared.schemas import SUPPORTED_SCHEMA_VERSIONS, FieldError
+from streamtune_shared.schemas import SUPPORTED_SCHEMA_VERSIONS, Event, FieldError
+from streamtune_shared.schemas import field_errors as shared_field_errors
 
 PAYLOAD_FIELD = streams.PAYLOAD_FIELD
 EVENT_FIELD = "event"
 _SUPPORTED = ", ".join(str(v) for v in SUPPORTED_SCHEMA_VERSIONS)
-_VALUE_ERROR_PREFIX = "Value error, "
 
 
 class PayloadRejected(Exception):
@@ -123,57 +123,13 @@ def check_schema_version(document: dict[str, Any]) -> None:
                       "schema_version")
 
 
-def field_errors(exc: ValidationError, document: dict[str, Any]) -> tuple[FieldError, ...]:
-    """One error per field of the document, its messages merged (a union yields one message per member)."""
-    merged: dict[str, list[str]] = {}
-    for error in exc.errors(include_url=False, include_input=False, include_context=False):
-        message = str(error["msg"]).removeprefix(_VALUE_ERROR_PREFIX)
-        pairs = [(document_path(error["loc"], document) or _field_named_in(message), message)]
-        if error["type"] == "value_error" and tuple(error["loc"]) == ("readings",):
-            # The schema stops at the first non-numeric reading; name every one of them instead.
-            named = [(f"readings.{name}", "must be a number or null") for name in non_numeric_readings(document)]
-            pairs = named or pairs
-        for field, message in pairs:
-            messages = merged.setdefault(field, [])
-            if message not in messages:
-                messages.append(message)
-    return tuple(FieldError(field=field, message="; ".join(messages)) for field, messages in merged.items())
+def field_errors(exc: ValidationError, document: object = None) -> tuple[FieldError, ...]:
+    """One error per field of the event document, every field named (the shared ``field_errors``).
 
-
-def non_numeric_readings(document: dict[str, Any]) -> list[str]:
-    """Sensor names whose reading is neither a number nor null."""
-    readings = document.get("readings")
-    if not isinstance(readings, dict):
-        return []
-    return [name for name, value in readings.items()
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float))]
-
-
-def document_path(loc: tuple[int | str, ...], document: Any) -> str:
-    """The dotted path of a pydantic error location, keeping only steps that exist in the document.
-
-    Pydantic puts union members ('int', 'list[str]') and '[key]' markers in locations; a producer
-    only knows the keys and indexes of what they sent.
+    Paths come from walking pydantic's locations along the Event model, so ``document`` is not needed:
+    it is accepted for the callers that pass it. Errors of the whole event are named ``event``.
     """
-    steps: list[str] = []
-    node = document
-    for step in loc:
-        if isinstance(node, dict) and isinstance(step, str) and step in node:
-            node = node[step]
-        elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
-            node = node[step]
-        elif not steps and isinstance(step, str):
-            node = None  # a top-level field that was not sent ("missing"): still name it
-        else:
-            continue
-        steps.append(str(step))
-    return ".".join(steps)
-
-
-def _field_named_in(message: str) -> str:
-    # Whole-event checks in the shared schema name their field first: "label: 3 tags for 2 tokens".
-    head, sep, _ = message.partition(":")
-    return head if sep and head.isidentifier() else EVENT_FIELD
+    return shared_field_errors(exc, limit=None, root=EVENT_FIELD, model=Event)
 
 
 def event_id_of(document: dict[str, Any]) -> str | None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from streamtune_shared.schemas import CleanEvent, Event, FieldError, field_errors
+from streamtune_shared.schemas import CleanEvent, Event, FieldError, Prediction, field_errors
 
 SECRET = "555-0100"
 
@@ -66,3 +66,55 @@ def test_field_errors_of_a_payload_that_is_not_json():
     with pytest.raises(ValidationError) as caught:
         CleanEvent.model_validate_json(b"not json")
     assert field_errors(caught.value)[0].field == "payload"
+    assert [e.field for e in field_errors(caught.value, root="event")] == ["event"]
+
+
+def test_union_member_tags_are_not_path_steps_and_a_field_is_reported_once():
+    (error,) = event_errors(label={"class": "fault"})
+    assert error.field == "label"
+    assert error.message == ("Input should be a valid string; Input should be a valid integer;"
+                             " Input should be a valid list")
+
+
+@pytest.mark.parametrize(("changes", "fields"), [
+    ({"label": ["O", 5], "text": "two words"}, ["label", "label.1"]),
+    ({"meta": {"site": {"nested": 1}}}, ["meta.site"]),
+    ({"meta": {"int": [1]}}, ["meta.int"]),  # a key that looks like a union tag is still a key
+    ({"readings": {"temp": "hot", "pressure": 1.0, "rpm": True}}, ["readings.temp", "readings.rpm"]),
+    ({"colour": "red"}, ["colour"]),
+])
+def test_paths_are_steps_of_the_document(changes, fields):
+    assert [e.field for e in event_errors(**changes)] == fields
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"readings": {f"call {SECRET}!": "x"}}, "readings"),
+    ({"meta": {f"call {SECRET}!": [1]}}, "meta"),
+    ({SECRET: 1}, "payload"),
+])
+def test_a_key_that_is_not_a_valid_name_is_input_and_stays_out_of_paths(changes, field):
+    errors = event_errors(**changes)
+    assert [e.field for e in errors] == [field]
+    assert SECRET not in messages(errors)
+
+
+def test_a_value_under_an_invalid_key_is_reported_on_the_enclosing_field():
+    (error,) = event_errors(readings={f"call {SECRET}!": "x"})
+    assert error.message.startswith("invalid key: String should match pattern")
+    assert error.message.endswith("; value of an invalid key: must be a number or null")
+
+
+def test_nested_models_and_tuples_are_walked():
+    document = {"schema_version": 1, "event_id": "e1", "dataset": "notes", "model": "ner", "version": "v1",
+                "task": "token-classification", "latency_ms": 1.0,
+                "outputs": {"entities": [{"start": "x", "end": 1, "label": "a", "text": "b", "score": 1.0}]}}
+    with pytest.raises(ValidationError) as caught:
+        Prediction.model_validate(document)
+    assert [e.field for e in field_errors(caught.value)] == ["outputs.entities.0.start"]
+
+
+def test_limit_caps_the_number_of_fields():
+    with pytest.raises(ValidationError) as caught:
+        Event.model_validate({"schema_version": 1})
+    assert len(field_errors(caught.value)) == 4
+    assert [e.field for e in field_errors(caught.value, limit=2)] == ["event_id", "device_id"]

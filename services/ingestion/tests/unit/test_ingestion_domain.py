@@ -104,6 +104,8 @@ def test_unsupported_schema_version_is_rejected_with_the_supported_list(now, ver
     ({"meta": {"site": {"nested": 1}}}, "meta.site"),
     ({"readings": [1.0, 2.0]}, "readings"),
     ({"colour": "red"}, "colour"),
+    ({"meta": {"int": [1]}}, "meta.int"),
+    ({"readings": {"Bad Sensor!": 1.0}}, "readings"),
 ])
 def test_schema_errors_name_the_field_in_the_document(now, changes, field):
     outcome = rejected(ingest(event(now, **changes), now))
@@ -131,6 +133,12 @@ def test_every_non_numeric_reading_is_named(now):
     assert fields(outcome) == ["readings.temp", "readings.rpm"]
 
 
+def test_a_sensor_name_that_is_not_a_valid_name_is_not_echoed(now):
+    outcome = rejected(ingest(event(now, readings={"call 555-0100!": "hot", "temp": 1.0}), now))
+    assert [(e.field, e.message.split(":")[0]) for e in outcome.errors] == [("readings", "invalid key")]
+    assert "555-0100" not in repr(outcome.errors) and "555-0100" not in outcome.reason
+
+
 def test_union_errors_are_merged_into_one_error_per_field(now):
     outcome = rejected(ingest(event(now, label={"class": "fault"}), now))
     (error,) = outcome.errors
@@ -142,6 +150,12 @@ def test_bio_tags_that_do_not_match_the_text_name_the_label(now):
     (error,) = outcome.errors
     assert error.field == "label"
     assert "2 tags for 4 whitespace tokens" in error.message
+
+
+def test_a_tag_that_is_not_bio_is_named_by_position_on_the_label(now):
+    outcome = rejected(ingest(event(now, text="call 555-0100", label=["O", "555-0100"]), now))
+    assert [(e.field, e.message) for e in outcome.errors] == [
+        ("label", "not BIO tags (O, B-<type>, I-<type>) at position 1")]
 
 
 def test_several_errors_are_all_reported(now):
