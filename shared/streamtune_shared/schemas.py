@@ -40,6 +40,9 @@ ModelName = DatasetName
 Identifier = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,128}$")]
 SensorName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._/-]{0,63}$")]
 MetaKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+# A training request's id ends up in version names (<UTC time>-<first 8 characters>), checkpoint prefixes and
+# redis keys: the predictor's version pattern exactly, so every prefix of it keeps a version name valid.
+RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 MetaValue = Annotated[str, StringConstraints(max_length=1024)] | int | float | bool | None
 
 BIO_TAG = re.compile(r"^(O|[BI]-[A-Za-z0-9_]{1,32})$")
@@ -321,8 +324,9 @@ class TrainRequest(BaseModel):
     model_config = _FROZEN
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    request_id: Identifier | None = Field(
-        default=None, description="Names the run; without one the trainer derives it from the stream entry id.")
+    request_id: RequestId | None = Field(
+        default=None, description="Names the run (letters, digits, '.', '_', '-'; first a letter or digit);"
+                                  " without one the trainer derives it from the stream entry id.")
     model_name: ModelName
     task: Task
     dataset: DatasetName

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from streamtune_shared.schemas import CleanEvent, Event, FieldError, Prediction, field_errors
+from streamtune_shared.schemas import CleanEvent, Event, FieldError, Prediction, TrainRequest, field_errors
 
 SECRET = "555-0100"
 
@@ -118,3 +118,19 @@ def test_limit_caps_the_number_of_fields():
         Event.model_validate({"schema_version": 1})
     assert len(field_errors(caught.value)) == 4
     assert [e.field for e in field_errors(caught.value, limit=2)] == ["event_id", "device_id"]
+
+
+@pytest.mark.parametrize("request_id", ["ab/cd:ef", "abc:def", "../x", ".hidden", "-x", "a b", "x" * 129, ""])
+def test_a_request_id_that_cannot_name_a_version_is_a_field_error(request_id):
+    with pytest.raises(ValidationError) as caught:
+        TrainRequest(request_id=request_id, model_name="ner", task="token-classification", dataset="notes")
+    errors = field_errors(caught.value)
+    assert [e.field for e in errors] == ["request_id"]
+    if request_id:
+        assert request_id not in messages(errors)
+
+
+@pytest.mark.parametrize("request_id", ["run-1", "it-clinical-ner", "0123456789abcdef", "a.b_c-D", "x" * 128, None])
+def test_request_ids_that_name_versions_are_accepted(request_id):
+    request = TrainRequest(request_id=request_id, model_name="ner", task="token-classification", dataset="notes")
+    assert request.request_id == request_id
