@@ -2,9 +2,10 @@
 next to a plain redis-py ceiling measured in the same run: the same two hops (XREADGROUP, XADD,
 XACK) with no validation or anonymization. Prints the ratio; writes JSON with --out.
 
-    python tests/bench/bench_dataplane.py [--events 20000] [--out bench-results/dataplane.json]
+    python tests/bench/bench_dataplane.py [--events 20000] [--redis-db 14] [--out bench-results/dataplane.json]
 
-Starts the local stack when it is not running (stack.up()); uses Redis database 14 and its own bucket.
+Starts the local stack when it is not running (stack.up()); uses Redis database 14 (flushed; --redis-db)
+and its own bucket.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ async def measure_platform(redis: Redis, payloads: list[bytes], env: dict[str, s
 
 async def main(args: argparse.Namespace) -> dict:
     env = stack.up()
-    env = {**env, "STREAMTUNE_REDIS_URL": stack.redis_url_for_db(env["STREAMTUNE_REDIS_URL"], BENCH_DB),
+    env = {**env, "STREAMTUNE_REDIS_URL": stack.redis_url_for_db(env["STREAMTUNE_REDIS_URL"], args.redis_db),
            "STREAMTUNE_S3_BUCKET": f"bench-{uuid.uuid4().hex[:8]}"}
     redis = Redis.from_url(env["STREAMTUNE_REDIS_URL"])
     payloads = make_payloads(args.events)
@@ -112,6 +113,7 @@ async def main(args: argparse.Namespace) -> dict:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--redis-db", type=int, default=BENCH_DB, help="Redis database to use; it is flushed")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "dataplane.json")
     arguments = parser.parse_args()
     result = asyncio.run(main(arguments))

@@ -6,7 +6,7 @@ raw batched forward of the same model measured in the same run. Prints both and 
 --model-dir: a saved MiniLM-family token-classification folder (config.json, model.safetensors,
 tokenizer files); without it the offline MiniLM with an untrained 3-label head is used.
 Texts are the clinical-notes fixture, cycled. Starts the local stack when it is not running (stack.up());
-uses Redis database 13 (flushed) and its own bucket (removed afterwards).
+uses Redis database 13 (flushed; --redis-db) and its own bucket (removed afterwards).
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ async def measure_pipeline(env: dict[str, str], folder: Path, texts: list[str], 
 
 async def main(args: argparse.Namespace) -> dict:
     env = stack.up()
-    env = {**env, "STREAMTUNE_REDIS_URL": stack.redis_url_for_db(env["STREAMTUNE_REDIS_URL"], BENCH_DB),
+    env = {**env, "STREAMTUNE_REDIS_URL": stack.redis_url_for_db(env["STREAMTUNE_REDIS_URL"], args.redis_db),
            "STREAMTUNE_S3_BUCKET": f"bench-{uuid.uuid4().hex[:8]}", "STREAMTUNE_LOG_LEVEL": "WARNING"}
     texts = note_texts(args.events)
     with tempfile.TemporaryDirectory(prefix="bench-predictor-") as scratch:
@@ -164,6 +164,7 @@ if __name__ == "__main__":
     parser.add_argument("--max-length", type=int, default=256,
                         help="tokens per text, for the raw forward and the predictor's PREDICTOR_MAX_LENGTH")
     parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--redis-db", type=int, default=BENCH_DB, help="Redis database to use; it is flushed")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "predictor.json")
     arguments = parser.parse_args()
     transformers.logging.set_verbosity_error()
