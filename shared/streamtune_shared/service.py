@@ -44,7 +44,7 @@ class ServiceRuntime:
         self.broker = make_broker(infra.redis_url.get_secret_value())
         self.redis: Redis | None = None
         self._bus = bus
-        self.store = store
+        self._store = store
         self._needs_store = needs_store
         self._drain_timeout_s = drain_timeout_s
         self.consumers: list[BatchConsumer] = []
@@ -60,6 +60,13 @@ class ServiceRuntime:
         if self._bus is None:
             raise RuntimeError(f"{self.name}: the bus is used before startup")
         return self._bus
+
+    @property
+    def store(self) -> ObjectStore:
+        """The object store (opened at startup, or the fake given to the constructor)."""
+        if self._store is None:
+            raise RuntimeError(f"{self.name}: the object store is used before startup")
+        return self._store
 
     def add_consumer(self, spec: ConsumerSpec, process: ProcessBatch) -> BatchConsumer:
         """Subscribe ``process`` to a stream as a batch consumer with reclaim and dead-lettering."""
@@ -89,8 +96,8 @@ class ServiceRuntime:
         if self._bus is None:
             self.redis = Redis.from_url(self.infra.redis_url.get_secret_value())
             self._bus = RedisBus(self.redis)
-        if self._needs_store and self.store is None:
-            self.store = await asyncio.to_thread(minio_store, self.infra)
+        if self._needs_store and self._store is None:
+            self._store = await asyncio.to_thread(minio_store, self.infra)
         for consumer in self.consumers:
             await consumer.start()
 

@@ -110,7 +110,7 @@ class BufferFull(RuntimeError):
 class ShardWriter:
     """events.clean -> Parquet shards per dataset; entries are acknowledged only once their shard is stored."""
 
-    def __init__(self, bus: Callable[[], Bus], store: Callable[[], ObjectStore | None], buffer: ShardBuffer, *,
+    def __init__(self, bus: Callable[[], Bus], store: Callable[[], ObjectStore], buffer: ShardBuffer, *,
                  claims: Callable[[], BatchConsumer], buffer_limit: int, monotonic: Callable[[], float]) -> None:
         self._bus = bus
         self._store = store
@@ -211,8 +211,6 @@ class ShardWriter:
             files = await asyncio.to_thread(build_shard, dataset, shard_id, [row.event for row in batch],
                                             f"anonymizer-{self._consumer}")
             store = self._store()
-            if store is None:
-                raise RuntimeError("the object store is used before startup")
             try:
                 await asyncio.to_thread(store.put_bytes, files.shard_key, files.parquet, PARQUET_TYPE)
                 await asyncio.to_thread(store.put_bytes, files.manifest_key, files.manifest_json(), JSON_TYPE)

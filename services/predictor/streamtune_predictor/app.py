@@ -53,8 +53,8 @@ def build_service(settings: PredictorSettings, deps: PredictorDeps | None = None
     runtime.add_consumer(spec, handler.process)
     reloader = ModelReloader(
         registry,
-        list_keys=lambda prefix: _store(runtime).list_keys(prefix),
-        load=lambda name, version: load_version(_store(runtime), name, version, max_length=settings.max_length,
+        list_keys=lambda prefix: runtime.store.list_keys(prefix),
+        load=lambda name, version: load_version(runtime.store, name, version, max_length=settings.max_length,
                                                 batch_size=settings.batch_size),
         rescan_s=settings.rescan_s,
     )
@@ -72,9 +72,3 @@ def build_service(settings: PredictorSettings, deps: PredictorDeps | None = None
 def create_app(settings: PredictorSettings, deps: PredictorDeps | None = None) -> AsgiFastStream:
     """The predictor as an ASGI app (FastStream subscribers + HTTP routes + probes)."""
     return build_service(settings, deps).app
-
-
-def _store(runtime: ServiceRuntime) -> ObjectStore:
-    if runtime.store is None:
-        raise RuntimeError("predictor: the object store is used before startup")
-    return runtime.store

@@ -46,18 +46,13 @@ def create_service(settings: TrainerSettings, deps: TrainerDeps | None = None) -
     runtime = ServiceRuntime(settings.infra, name="trainer", bus=deps.bus, store=deps.store, needs_store=True)
     spec = ConsumerSpec(streams.TRAIN_REQUESTS, GROUP, stage=STAGE, consumer=deps.consumer or consumer_name(),
                         max_records=1, claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries)
-    handler = TrainRequestHandler(lambda: runtime.bus, lambda: _store(runtime), settings,
+    handler = TrainRequestHandler(lambda: runtime.bus, lambda: runtime.store, settings,
                                   clock=deps.clock, after_epoch=deps.after_epoch)
     runtime.add_consumer(spec, handler.process)
     # Before the in-flight batch is drained: a running training stops at its next step, checkpoint kept.
     runtime.add_stopping_hook(handler.request_stop)
     return TrainerService(runtime, handler)
 
-
-def _store(runtime: ServiceRuntime) -> ObjectStore:
-    if runtime.store is None:
-        raise RuntimeError("trainer: the object store is used before startup")
-    return runtime.store
 
 
 def create_app(settings: TrainerSettings, deps: TrainerDeps | None = None) -> AsgiFastStream:
