@@ -63,7 +63,7 @@ def ingest_payload(raw: bytes | None, policy: IngestionPolicy, now: datetime) ->
     try:
         event = Event.model_validate(document)
     except ValidationError as exc:
-        errors = field_errors(exc, document)
+        errors = field_errors(exc)
         fields = ", ".join(e.field for e in errors)
         return Rejected("invalid", f"invalid event: {len(errors)} field error(s) ({fields})", errors,
                         event_id_of(document))

@@ -123,11 +123,11 @@ def check_schema_version(document: dict[str, Any]) -> None:
                       "schema_version")
 
 
-def field_errors(exc: ValidationError, document: object = None) -> tuple[FieldError, ...]:
+def field_errors(exc: ValidationError) -> tuple[FieldError, ...]:
     """One error per field of the event document, every field named (the shared ``field_errors``).
 
-    Paths come from walking pydantic's locations along the Event model, so ``document`` is not needed:
-    it is accepted for the callers that pass it. Errors of the whole event are named ``event``.
+    Paths come from walking pydantic's locations along the Event model; errors of the whole event
+    are named ``event``.
     """
     return shared_field_errors(exc, limit=None, root=EVENT_FIELD, model=Event)
 
