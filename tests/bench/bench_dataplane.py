@@ -13,21 +13,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from benchlib import ROOT, bench_env, write_result, xadd_all
 from redis.asyncio import Redis
 
-ROOT = Path(__file__).resolve().parents[2]
+import processes  # deploy/local, put on sys.path by benchlib
+
 BENCH_DB = 14
-sys.path.insert(0, str(ROOT / "deploy" / "local"))
-import processes  # noqa: E402
-import stack  # noqa: E402
-
-
 
 
 def make_payloads(n: int) -> list[bytes]:
@@ -41,15 +36,6 @@ def make_payloads(n: int) -> list[bytes]:
             event["text"] = f"call +1-415-555-{i % 9000 + 1000} or mail user{i}@example.com"
         out.append(json.dumps(event).encode())
     return out
-
-
-async def xadd_all(redis: Redis, stream: str, payloads: list[bytes]) -> None:
-    """Write payloads in pipelined chunks."""
-    for i in range(0, len(payloads), 1000):
-        pipe = redis.pipeline(transaction=False)
-        for payload in payloads[i:i + 1000]:
-            pipe.xadd(stream, {"payload": payload})
-        await pipe.execute()
 
 
 async def ceiling_hop(redis: Redis, source: str, target: str, n: int, batch: int = 512) -> None:
@@ -96,9 +82,7 @@ async def measure_platform(redis: Redis, payloads: list[bytes], env: dict[str, s
 
 
 async def main(args: argparse.Namespace) -> dict:
-    env = stack.up()
-    env = {**env, "STREAMTUNE_REDIS_URL": stack.redis_url_for_db(env["STREAMTUNE_REDIS_URL"], args.redis_db),
-           "STREAMTUNE_S3_BUCKET": f"bench-{uuid.uuid4().hex[:8]}"}
+    env = bench_env(args.redis_db)
     redis = Redis.from_url(env["STREAMTUNE_REDIS_URL"])
     payloads = make_payloads(args.events)
     logs = ROOT / ".stack" / "bench-logs"
@@ -117,8 +101,7 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "dataplane.json")
     arguments = parser.parse_args()
     result = asyncio.run(main(arguments))
-    arguments.out.parent.mkdir(parents=True, exist_ok=True)
-    arguments.out.write_text(json.dumps(result, indent=2))
+    write_result(arguments.out, result)
     print(f"raw->clean through ingestion+anonymizer: {result['raw_to_clean_events_per_s']:,.0f} events/s")
     print(f"plain redis-py two-hop ceiling:          {result['plain_redis_two_hop_ceiling_events_per_s']:,.0f} events/s")
     print(f"ratio platform/ceiling:                  {result['ratio']:.3f}")

@@ -16,10 +16,8 @@ import asyncio
 import hashlib
 import json
 import os
-import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,13 +26,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import httpx  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
+from benchlib import ROOT, bench_env, write_result, xadd_all  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
+from streamtune_shared import streams  # noqa: E402
 from streamtune_shared.logs import configure_logging  # noqa: E402
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "deploy" / "local"))
-import stack  # noqa: E402  (deploy/local holds scripts, not a package)
 BENCH_DB = 13
 MODEL_NAME, VERSION, DATASET = "bench-ner", "20260101T000000Z-bench000", "clinical-notes"
 LABELS = {0: "O", 1: "B-Disease", 2: "I-Disease"}
@@ -128,12 +125,8 @@ async def measure_pipeline(env: dict[str, str], folder: Path, texts: list[str], 
             await http.post("/predict", json={"model": MODEL_NAME, "texts": texts[:batch_size]})  # warm-up
             payloads = clean_events(texts)
             start = time.perf_counter()
-            for i in range(0, len(payloads), 1000):
-                pipe = redis.pipeline(transaction=False)
-                for payload in payloads[i:i + 1000]:
-                    pipe.xadd("events.clean", {"payload": payload})
-                await pipe.execute()
-            while await redis.xlen("predictions") < len(payloads):
+            await xadd_all(redis, streams.CLEAN, payloads)
+            while await redis.xlen(streams.PREDICTIONS) < len(payloads):
                 await asyncio.sleep(0.01)
             return len(payloads) / (time.perf_counter() - start)
     finally:
@@ -143,9 +136,7 @@ async def measure_pipeline(env: dict[str, str], folder: Path, texts: list[str], 
 
 
 async def main(args: argparse.Namespace) -> dict:
-    env = stack.up()
-    env = {**env, "STREAMTUNE_REDIS_URL": stack.redis_url_for_db(env["STREAMTUNE_REDIS_URL"], args.redis_db),
-           "STREAMTUNE_S3_BUCKET": f"bench-{uuid.uuid4().hex[:8]}", "STREAMTUNE_LOG_LEVEL": "WARNING"}
+    env = bench_env(args.redis_db, STREAMTUNE_LOG_LEVEL="WARNING")
     texts = note_texts(args.events)
     with tempfile.TemporaryDirectory(prefix="bench-predictor-") as scratch:
         folder = prepare_model_dir(args.model_dir, Path(scratch))
@@ -171,8 +162,7 @@ if __name__ == "__main__":
     transformers.logging.disable_progress_bar()
     configure_logging("console", "WARNING")
     result = asyncio.run(main(arguments))
-    arguments.out.parent.mkdir(parents=True, exist_ok=True)
-    arguments.out.write_text(json.dumps(result, indent=2))
+    write_result(arguments.out, result)
     print(f"raw batched forward (tokenize + model):   {result['raw_forward_sequences_per_s']:,.1f} sequences/s")
     print(f"events.clean -> predictions (predictor):  {result['clean_to_predictions_events_per_s']:,.1f} events/s")
     print(f"ratio predictor/raw:                      {result['ratio']:.3f}")
