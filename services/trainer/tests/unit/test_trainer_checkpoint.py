@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load as load_safetensors
 from streamtune_trainer.checkpoint import Checkpoint, CheckpointCorrupt, RunState, checkpoint_files, read_checkpoint
 from streamtune_trainer.training import Hyperparameters, build_optimizer
 
@@ -44,9 +45,15 @@ def test_checkpoint_files_hold_no_pickle():
     files = checkpoint_files(checkpoint)
     assert list(files)[-1] == "trainer_state.json"
     for name, data in files.items():
-        assert not data.startswith(b"\x80"), f"{name} looks like a pickle"
+        # Every file must parse as what its name says. A raw pickle (0x80...) fails both parsers; torch.save
+        # writes a zip archive of a pickle, which the magic check names outright. (No 0x80 check on
+        # safetensors: its first byte is the low byte of the header length and may legitimately be 0x80.)
+        assert not data.startswith(b"PK\x03\x04"), f"{name} is a zip archive (torch.save)"
         if name.endswith(".json"):
             json.loads(data)
+        else:
+            assert name.endswith(".safetensors"), f"{name} is neither JSON nor safetensors"
+            load_safetensors(data)  # raises unless the bytes are a safetensors file
 
 
 def test_a_restored_checkpoint_continues_exactly_like_the_original():
@@ -54,6 +61,10 @@ def test_a_restored_checkpoint_continues_exactly_like_the_original():
     restored = read_checkpoint(checkpoint_files(checkpoint))
     assert restored.state == checkpoint.state
     assert set(restored.best_model) == set(checkpoint.best_model)
+    for name, tensor in checkpoint.best_model.items():
+        assert torch.equal(restored.best_model[name], tensor), name
+    # The fixture's best weights differ from the current ones, so storing the current weights as best fails above.
+    assert not all(torch.equal(restored.best_model[k], restored.model[k]) for k in restored.model)
     twin = _model()
     twin_optimizer, twin_scheduler = build_optimizer(twin, HP, total_steps=10)
     twin.load_state_dict(restored.model)
