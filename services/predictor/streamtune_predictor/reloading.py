@@ -145,8 +145,15 @@ class ModelReloader:
         await self.load(name, version)
 
     async def retry_failed(self) -> None:
-        """Try again the announced versions whose load failed for a transient reason."""
+        """Try again the announced versions whose load failed for a transient reason.
+
+        Models with nothing loaded are left to ``load_missing``, which runs right after and would
+        otherwise download the same version a second time.
+        """
+        missing = set(self.registry.missing())
         for name, version in list(self._retry.items()):
+            if name in missing:
+                continue
             if self._decision(name, version) == "load":
                 await self.load(name, version)
             else:

@@ -242,7 +242,7 @@ async def test_outputs_follow_their_events_across_chunks_and_truncation(bus, sto
         assert span.start == 0 and text.startswith(span.text)
     # Words past max_length tokens get no tag: the span stops where truncation cut the text.
     truncated = predictions[2].outputs.entities[0]
-    assert 0 < truncated.end < len(long_text) and truncated.text.endswith(tuple(long_text.split()))
+    assert 0 < truncated.end < len(long_text) and long_text[truncated.end] == " ", "cut between words"
     assert [p.outputs.entities[0].text for p in predictions if p.event_id != "e2"] == [
         "colon cancer", "a", "breast cancer in women", "x y z"]
 
