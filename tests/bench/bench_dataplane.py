@@ -5,7 +5,7 @@ XACK) with no validation or anonymization. Prints the ratio; writes JSON with --
     python tests/bench/bench_dataplane.py [--events 20000] [--redis-db 14] [--out bench-results/dataplane.json]
 
 Starts the local stack when it is not running (stack.up()); uses Redis database 14 (flushed; --redis-db)
-and its own bucket.
+and its own bucket (removed afterwards).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from benchlib import ROOT, bench_env, write_result, xadd_all
+from benchlib import ROOT, bench_env, drop_bench_bucket, write_result, xadd_all
 from redis.asyncio import Redis
 
 import processes  # deploy/local, put on sys.path by benchlib
@@ -86,10 +86,13 @@ async def main(args: argparse.Namespace) -> dict:
     redis = Redis.from_url(env["STREAMTUNE_REDIS_URL"])
     payloads = make_payloads(args.events)
     logs = ROOT / ".stack" / "bench-logs"
-    ceiling = await measure_ceiling(redis, payloads)
-    platform = await measure_platform(redis, payloads, env, logs)
-    await redis.flushdb()
-    await redis.aclose()
+    try:
+        ceiling = await measure_ceiling(redis, payloads)
+        platform = await measure_platform(redis, payloads, env, logs)
+    finally:
+        await redis.flushdb()
+        await redis.aclose()
+        drop_bench_bucket(env)  # the anonymizer's shards
     return {"events": args.events, "raw_to_clean_events_per_s": round(platform, 1),
             "plain_redis_two_hop_ceiling_events_per_s": round(ceiling, 1), "ratio": round(platform / ceiling, 3)}
 

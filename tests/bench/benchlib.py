@@ -27,6 +27,16 @@ def bench_env(redis_db: int, **extra: str) -> dict[str, str]:
             "STREAMTUNE_S3_BUCKET": f"bench-{uuid.uuid4().hex[:8]}", **extra}
 
 
+def drop_bench_bucket(env: dict[str, str]) -> None:
+    """Remove the bench's bucket and whatever the services stored in it."""
+    from streamtune_shared.settings import InfraSettings  # noqa: PLC0415
+    from streamtune_shared.storage import MinioObjectStore, minio_client  # noqa: PLC0415
+
+    settings = InfraSettings(**{key.removeprefix("STREAMTUNE_").lower(): value for key, value in env.items()
+                                if key.startswith("STREAMTUNE_")})
+    MinioObjectStore(minio_client(settings), settings.s3_bucket).drop_bucket()
+
+
 async def xadd_all(redis: Redis, stream: str, payloads: list[bytes], chunk: int = 1000) -> None:
     """Write payloads to a stream in pipelined chunks, one payload field per entry."""
     for i in range(0, len(payloads), chunk):
