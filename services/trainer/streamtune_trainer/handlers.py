@@ -25,6 +25,7 @@ from .card import announcement, metric_summary
 from .config import TrainerSettings
 from .domain import TrainingRejected, stable_request_id
 from .pipeline import RunContext, discard_checkpoints, run_training
+from .training import TrainingInterrupted
 
 log = structlog.get_logger(__name__)
 
@@ -100,9 +101,13 @@ class TrainRequestHandler:
         except TrainingRejected as exc:
             await self._reject(entry, request, str(exc))
             return
+        except TrainingInterrupted:
+            RUNS.labels("interrupted").inc()
+            log.info("run.left_for_another_trainer", reason="shutdown")  # resumes from its checkpoint
+            raise
         except Exception as exc:
             RUNS.labels("error").inc()
-            log.error("run.interrupted", error=type(exc).__name__)
+            log.error("run.failed", error=type(exc).__name__)
             raise
         await self._announce(entry, request, card, outcome="published")
 
