@@ -11,12 +11,13 @@ import platform
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamtune_shared.schemas import ModelPublished, ShardManifest, TrainRequest
 from streamtune_shared.storage import sha256_hex
 
-from .checkpoint import RunState
+if TYPE_CHECKING:  # checkpoint.py uses this module's checksum helpers
+    from .checkpoint import RunState
 
 CARD_FILE = "card.json"
 LABELS_FILE = "labels.json"
@@ -42,8 +43,14 @@ def version_prefix(models_prefix: str, model_name: str, version_id: str) -> str:
 
 
 def file_checksums(files: Mapping[str, bytes]) -> dict[str, str]:
-    """sha256 hex of every file, by relative name (the card's ``files``)."""
+    """sha256 hex of every file, by relative name (a card's or a checkpoint marker's ``files``)."""
     return {name: sha256_hex(data) for name, data in sorted(files.items())}
+
+
+def mismatched_files(checksums: Mapping[str, str], files: Mapping[str, bytes]) -> list[str]:
+    """Names in ``checksums`` whose file is missing or does not match its sha256 (empty when all match)."""
+    return [name for name, digest in checksums.items()
+            if name not in files or sha256_hex(files[name]) != digest]
 
 
 def library_versions() -> dict[str, str]:
@@ -112,9 +119,3 @@ def announcement(card: Mapping[str, Any], models_prefix: str) -> ModelPublished:
         metrics={"dev": metric_summary(card["metrics"]["dev"]), "test": metric_summary(card["metrics"]["test"]),
                  "best_epoch": card["metrics"]["best_epoch"]},
     )
-
-
-def verify_files(card: Mapping[str, Any], files: Mapping[str, bytes]) -> list[str]:
-    """Names of the card's files that are missing or do not match their sha256 (empty when all match)."""
-    return [name for name, digest in card["files"].items()
-            if name not in files or sha256_hex(files[name]) != digest]

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
-from streamtune_shared.storage import sha256_hex
+
+from .card import file_checksums, mismatched_files
 
 STATE_FILE = "trainer_state.json"
 FORMAT_VERSION = 1
@@ -95,7 +96,7 @@ def checkpoint_files(checkpoint: Checkpoint) -> dict[str, bytes]:
     files["optimizer.json"] = optimizer_json
     files["scheduler.json"] = json.dumps(checkpoint.scheduler).encode()
     marker = {"format": FORMAT_VERSION, "state": asdict(checkpoint.state),
-              "files": {name: sha256_hex(data) for name, data in files.items()}}
+              "files": file_checksums(files)}
     files[STATE_FILE] = json.dumps(marker).encode()
     return files
 
@@ -106,9 +107,8 @@ def read_checkpoint(files: Mapping[str, bytes]) -> Checkpoint:
         marker = json.loads(files[STATE_FILE])
     except (KeyError, ValueError) as exc:
         raise CheckpointCorrupt("no readable trainer_state.json") from exc
-    for name, digest in marker["files"].items():
-        if name not in files or sha256_hex(files[name]) != digest:
-            raise CheckpointCorrupt(f"checkpoint file {name} is missing or does not match its sha256")
+    if bad := mismatched_files(marker["files"], files):
+        raise CheckpointCorrupt(f"checkpoint files missing or not matching their sha256: {', '.join(bad)}")
     best = files.get("best_model.safetensors") if "best_model.safetensors" in marker["files"] else None
     return Checkpoint(
         state=RunState(**marker["state"]),

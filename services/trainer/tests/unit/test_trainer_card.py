@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from streamtune_shared.schemas import ShardManifest, TrainRequest
 from streamtune_shared.storage import sha256_hex
-from streamtune_trainer.card import announcement, build_card, lineage, verify_files, version_name
+from streamtune_trainer.card import announcement, build_card, lineage, mismatched_files, version_name
 from streamtune_trainer.checkpoint import RunState
 
 REQUEST = TrainRequest(request_id="0123456789abcdef", model_name="ner", task="token-classification",
@@ -41,9 +41,10 @@ def test_card_lists_the_sha256_of_every_file_and_catches_a_changed_one():
     files = {"model.safetensors": b"weights", "config.json": b"{}", "labels.json": b'{"task": "x"}'}
     card = _card(files)
     assert card["files"] == {name: sha256_hex(data) for name, data in files.items()}
-    assert verify_files(card, files) == []
-    assert verify_files(card, {**files, "config.json": b'{"x": 1}'}) == ["config.json"]
-    assert verify_files(card, {"model.safetensors": b"weights", "labels.json": files["labels.json"]}) == ["config.json"]
+    assert mismatched_files(card["files"], files) == []
+    assert mismatched_files(card["files"], {**files, "config.json": b'{"x": 1}'}) == ["config.json"]
+    without_config = {"model.safetensors": b"weights", "labels.json": files["labels.json"]}
+    assert mismatched_files(card["files"], without_config) == ["config.json"]
 
 
 def test_card_reports_the_best_epoch_its_dev_metrics_and_lineage():

@@ -85,3 +85,5 @@ def test_a_checkpoint_with_a_changed_file_is_refused():
         read_checkpoint(files)
     with pytest.raises(CheckpointCorrupt):
         read_checkpoint({k: v for k, v in files.items() if k != "trainer_state.json"})
+    with pytest.raises(CheckpointCorrupt, match="scheduler.json"):
+        read_checkpoint({k: v for k, v in checkpoint_files(checkpoint).items() if k != "scheduler.json"})
