@@ -74,6 +74,11 @@ class LoadedModel:
     tokenizer: Any
     model: torch.nn.Module
 
+    @property
+    def pad_token_id(self) -> int:
+        """The id batches are padded with (0 when the tokenizer has none)."""
+        return self.tokenizer.pad_token_id or 0
+
 
 def configure(request: TrainRequest, settings: TrainerSettings) -> tuple[Hyperparameters, torch.device]:
     """Config phase: hyper-parameters from the request, torch threads, seeds and the device."""
@@ -115,17 +120,17 @@ def encode_splits(splits: DatasetSplits, loaded: LoadedModel, hp: Hyperparameter
         train=encode_examples(tokenizer, splits.train, label_map, hp.max_length),
         dev_examples=splits.dev,
         dev=encode_examples(tokenizer, splits.dev, label_map, hp.max_length),
-        pad_token_id=tokenizer.pad_token_id or 0,
+        pad_token_id=loaded.pad_token_id,
     )
 
 
 class ProgressReporter:
     """Training hooks that report: a tqdm bar on a terminal, 'running' at most every interval, checkpoints."""
 
-    def __init__(self, request: TrainRequest, ctx: RunContext, hp: Hyperparameters, total_steps: int,
-                 start_step: int) -> None:
+    def __init__(self, request: TrainRequest, ctx: RunContext, hp: Hyperparameters, run_prefix: str,
+                 total_steps: int, start_step: int) -> None:
         self.request, self.ctx, self.hp, self.total_steps = request, ctx, hp, total_steps
-        self.run_prefix = checkpoint_run_prefix(ctx.settings.checkpoint_prefix, request.request_id)
+        self.run_prefix = run_prefix
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", desc=request.model_name,
                         disable=not sys.stderr.isatty())
         self._last_report: float | None = None
@@ -173,7 +178,7 @@ def train_phase(request: TrainRequest, ctx: RunContext, loaded: LoadedModel, dat
         log.info("run.resumed", epoch=resume.state.epoch)
         ctx.report(state="running", epoch=resume.state.epoch, epochs=hp.epochs, step=resume.state.global_step,
                    total_steps=total, message=f"resumed from epoch {resume.state.epoch}")
-    progress = ProgressReporter(request, ctx, hp, total, resume.state.global_step if resume else 0)
+    progress = ProgressReporter(request, ctx, hp, run_prefix, total, resume.state.global_step if resume else 0)
     try:
         return train_model(loaded.model, data, hp, device, progress.hooks(), resume)
     finally:
@@ -185,8 +190,7 @@ def evaluate_phase(splits: DatasetSplits, loaded: LoadedModel, outcome: Training
     """Evaluate phase: the best epoch's weights, scored on the test split."""
     loaded.model.load_state_dict(outcome.best_weights)
     encoded = encode_examples(loaded.tokenizer, splits.test, splits.label_map, hp.max_length)
-    test = evaluate(loaded.model, splits.test, encoded, splits.label_map, hp.batch_size,
-                    loaded.tokenizer.pad_token_id or 0, device)
+    test = evaluate(loaded.model, splits.test, encoded, splits.label_map, hp.batch_size, loaded.pad_token_id, device)
     log.info("run.evaluated", best_epoch=outcome.state.best_epoch, test_f1=test["f1"])
     return test
 
