@@ -75,21 +75,21 @@ def save_checkpoint(store: ObjectStore, run_prefix: str, epoch: int, files: Mapp
             store.delete(key)
 
 
-def complete_checkpoint_epochs(store: ObjectStore, run_prefix: str) -> list[int]:
-    """Epochs with a committed checkpoint (their marker written), newest first."""
-    epochs = set()
-    for key in store.list_keys(run_prefix):
-        match = _EPOCH_FOLDER.match(key[len(run_prefix):])
-        if match and key.endswith("/" + STATE_FILE):
-            epochs.add(int(match.group(1)))
-    return sorted(epochs, reverse=True)
+def _committed_checkpoints(keys: list[str], run_prefix: str) -> list[tuple[int, dict[str, str]]]:
+    """The epochs under ``run_prefix`` whose marker is written, newest first, each with {file name: key}."""
+    folders: dict[str, dict[str, str]] = {}
+    for key in keys:
+        match = _EPOCH_FOLDER.match(key, len(run_prefix))
+        if match:
+            folders.setdefault(match.group(1), {})[key[match.end():]] = key
+    committed = [(int(epoch), names) for epoch, names in folders.items() if STATE_FILE in names]
+    return sorted(committed, key=lambda item: item[0], reverse=True)
 
 
 def load_latest_checkpoint(store: ObjectStore, run_prefix: str) -> Checkpoint | None:
-    """The newest checkpoint whose files match their marker, or None."""
-    for epoch in complete_checkpoint_epochs(store, run_prefix):
-        folder = checkpoint_folder(run_prefix, epoch)
-        files = {key[len(folder):]: store.get_bytes(key) for key in store.list_keys(folder)}
+    """The newest checkpoint whose files match their marker, or None (the run's prefix is listed once)."""
+    for epoch, names in _committed_checkpoints(store.list_keys(run_prefix), run_prefix):
+        files = {name: store.get_bytes(key) for name, key in names.items()}
         try:
             return read_checkpoint(files)
         except CheckpointCorrupt as exc:
