@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
+import tempfile
+from pathlib import Path
 
-# Set before transformers is imported (huggingface_hub reads it once): nothing is fetched from a hub.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import transformers
+from streamtune_shared.storage import ObjectNotFound, ObjectStore
+from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
-import tempfile  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import transformers  # noqa: E402
-from streamtune_shared.storage import ObjectNotFound, ObjectStore  # noqa: E402
-from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer  # noqa: E402
-
-from .inference import TextModel  # noqa: E402
-from .registry import ServingModel  # noqa: E402
-from .versions import CARD, LABELS, VersionCard, VersionRejected, read_card, read_labels, verify_file, version_prefix  # noqa: E402
+from .inference import TextModel
+from .registry import ServingModel
+from .versions import CARD, LABELS, VersionCard, VersionRejected, read_card, read_labels, verify_file, version_prefix
 
 _MODEL_CLASSES = {
     "token-classification": AutoModelForTokenClassification,
