@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 import uvicorn
 from faststream.asgi import AsgiFastStream
+from pydantic import ValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from .logs import configure_logging
+from .schemas import field_errors
+from .settings import InfraSettings
 
 ReadyCheck = Callable[[], bool | Awaitable[bool]]
 
@@ -44,3 +50,32 @@ def serve(app: AsgiFastStream, host: str, port: int, graceful_s: float = 30.0) -
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                             lifespan="on", timeout_graceful_shutdown=graceful_s)
     uvicorn.Server(config).run()
+
+
+class ServiceSettings(Protocol):
+    """What every service's settings carry."""
+
+    infra: InfraSettings
+    http_host: str
+    http_port: int
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def run_service(name: str, load_settings: Callable[[], S], create_app: Callable[[S], AsgiFastStream],
+                prepare: Callable[[S], None] | None = None) -> None:
+    """A service's ``main``: read the environment, configure logging, serve until SIGTERM.
+
+    Invalid settings stop the process with one line per field and no traceback; values are never
+    printed (some are secrets).
+    """
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        fields = "\n".join(f"  {error.field}: {error.message}" for error in field_errors(exc, None, root="settings"))
+        raise SystemExit(f"{name}: refusing to start, invalid settings:\n{fields}") from None
+    configure_logging(settings.infra.log_format, settings.infra.log_level)
+    if prepare is not None:
+        prepare(settings)
+    serve(create_app(settings), settings.http_host, settings.http_port)
