@@ -131,13 +131,23 @@ async def test_an_unreachable_bus_is_a_503_to_retry(settings, now, pump_events):
 
 async def test_probes_and_metrics_are_served(settings, now, pump_events):
     bus = InMemoryBus()
+    accepted = 'streamtune_ingestion_http_items_total{status="accepted"}'
+    rejected = 'streamtune_ingestion_rejections_total{code="schema_version",source="http"}'
+    async with client_for(settings, bus, now) as client:
+        before = _samples((await client.get("/metrics")).text)
     await post(settings, bus, now, as_array([json.dumps(pump_events[0]).encode(), b"{}"]))
     async with client_for(settings, bus, now) as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         assert (await client.get("/readyz")).status_code == 503  # lifespan not run: not started
-        metrics = (await client.get("/metrics")).text
-    assert 'streamtune_ingestion_http_items_total{status="accepted"}' in metrics
-    assert 'streamtune_ingestion_rejections_total{code="schema_version",source="http"}' in metrics
+        after = _samples((await client.get("/metrics")).text)
+    # The registry is process-wide: this request's own counts are the differences.
+    assert after[accepted] - before.get(accepted, 0.0) == 1
+    assert after[rejected] - before.get(rejected, 0.0) == 1
+
+
+def _samples(exposition: str) -> dict[str, float]:
+    return {name: float(value) for name, _, value in
+            (line.rpartition(" ") for line in exposition.splitlines() if line and not line.startswith("#"))}
 
 
 async def test_readiness_needs_redis_to_answer(settings):
