@@ -114,6 +114,21 @@ def dead_letter(
                                  entry_id=entry.id, deliveries=entry.deliveries, errors=errors, event_id=event_id)
 
 
+def dead_letter_forward(
+    entry: Entry,
+    *,
+    stage: str,
+    reason: str,
+    source_stream: str,
+    errors: Sequence[FieldError] = (),
+    event_id: str | None = None,
+) -> Forward:
+    """An entry's dead letter as its output: published to ``events.dlq`` and acked with ``Bus.forward``."""
+    letter = dead_letter(entry, stage=stage, reason=reason, source_stream=source_stream, errors=errors,
+                         event_id=event_id)
+    return Forward(entry.id, streams.DLQ, encode(letter))
+
+
 def dead_letter_for_bytes(
     raw: bytes,
     *,
@@ -509,9 +524,7 @@ class BatchConsumer:
         spec = self.spec
         reason = f"gave up after {spec.max_deliveries} failed deliveries"
         await bus.forward(spec.stream, spec.group, [
-            Forward(e.id, streams.DLQ, encode(dead_letter(e, stage=spec.stage, reason=reason,
-                                                          source_stream=spec.stream)))
-            for e in entries
+            dead_letter_forward(e, stage=spec.stage, reason=reason, source_stream=spec.stream) for e in entries
         ])
         ENTRIES.labels(spec.stream, spec.group, "dead_lettered").inc(len(entries))
         log.warning("entries.dead_lettered", stream=spec.stream, count=len(entries), reason=reason)

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import structlog
 from pydantic import ValidationError
 from streamtune_shared import streams
-from streamtune_shared.bus import BatchConsumer, Bus, Entry, Forward, ForwardResult, dead_letter, encode
+from streamtune_shared.bus import BatchConsumer, Bus, Entry, Forward, ForwardResult, dead_letter_forward, encode
 from streamtune_shared.datasets import new_shard_id
 from streamtune_shared.schemas import FieldError, field_errors
 from streamtune_shared.storage import ObjectStore
@@ -98,9 +98,8 @@ class AnonymizeHandler:
 
     def _dead(self, entry: Entry, reason: str, errors: Sequence[FieldError], event_id: str | None) -> Forward:
         log.warning("event.dead_lettered", entry_id=entry.id, event_id=event_id, reason=reason, errors=len(errors))
-        letter = dead_letter(entry, stage=ANONYMIZE_STAGE, reason=reason, source_stream=streams.VALID,
-                             errors=errors, event_id=event_id)
-        return Forward(entry.id, streams.DLQ, encode(letter))
+        return dead_letter_forward(entry, stage=ANONYMIZE_STAGE, reason=reason, source_stream=streams.VALID,
+                                   errors=errors, event_id=event_id)
 
 
 class BufferFull(RuntimeError):
@@ -163,9 +162,8 @@ class ShardWriter:
 
     def _dead(self, entry: Entry, exc: InvalidPayload) -> Forward:
         log.warning("shard_entry.dead_lettered", entry_id=entry.id, event_id=exc.event_id, reason=exc.reason)
-        letter = dead_letter(entry, stage=SHARD_STAGE, reason=exc.reason, source_stream=streams.CLEAN,
-                             errors=exc.errors, event_id=exc.event_id)
-        return Forward(entry.id, streams.DLQ, encode(letter))
+        return dead_letter_forward(entry, stage=SHARD_STAGE, reason=exc.reason, source_stream=streams.CLEAN,
+                                   errors=exc.errors, event_id=exc.event_id)
 
     async def run_flusher(self) -> None:
         """Background task: every 0.5 s flush the datasets that are due."""

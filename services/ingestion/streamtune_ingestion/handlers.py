@@ -7,7 +7,7 @@ from datetime import datetime
 
 import structlog
 from streamtune_shared import streams
-from streamtune_shared.bus import Bus, Entry, Forward, ForwardResult, dead_letter, encode
+from streamtune_shared.bus import Bus, Entry, Forward, ForwardResult, dead_letter_forward, encode
 from streamtune_shared.schemas import FieldError
 
 from .domain import Accepted, IngestionPolicy, Outcome, Rejected, ingest_payload
@@ -60,9 +60,8 @@ class RawEventHandler:
         if isinstance(outcome, Accepted):
             return Forward(entry.id, streams.VALID, encode(outcome.event),
                            dedupe_key=dedupe_key(outcome.event.event_id), dedupe_ttl_s=self._dedupe_ttl_s)
-        letter = dead_letter(entry, stage=STAGE, reason=outcome.reason, source_stream=streams.RAW,
-                             errors=outcome.errors, event_id=outcome.event_id)
-        return Forward(entry.id, streams.DLQ, encode(letter))
+        return dead_letter_forward(entry, stage=STAGE, reason=outcome.reason, source_stream=streams.RAW,
+                                   errors=outcome.errors, event_id=outcome.event_id)
 
     def _record(self, entries: Sequence[Entry], outcomes: Sequence[Outcome],
                 results: Sequence[ForwardResult]) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import structlog
 from pydantic import ValidationError
 from streamtune_shared import streams
-from streamtune_shared.bus import Bus, Entry, Forward, ForwardResult, dead_letter, encode, monotonic_ms
+from streamtune_shared.bus import Bus, Entry, Forward, ForwardResult, dead_letter_forward, encode, monotonic_ms
 from streamtune_shared.schemas import CleanEvent, FieldError, Prediction, PredictionOutputs, field_errors
 
 from .metrics import BATCH_SIZE, EVENTS, LATENCY, PREDICTIONS
@@ -127,9 +127,8 @@ class PredictionHandler:
 
 def _dead(entry: Entry, reason: str, errors: Sequence[FieldError], event_id: str | None) -> Forward:
     log.warning("event.dead_lettered", entry_id=entry.id, reason=reason, fields=[e.field for e in errors][:5])
-    letter = dead_letter(entry, stage=STAGE, reason=reason, source_stream=streams.CLEAN, errors=errors,
-                         event_id=event_id)
-    return Forward(entry.id, streams.DLQ, encode(letter))
+    return dead_letter_forward(entry, stage=STAGE, reason=reason, source_stream=streams.CLEAN, errors=errors,
+                               event_id=event_id)
 
 
 def _event_id(entry: Entry) -> str | None:

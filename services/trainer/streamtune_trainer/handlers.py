@@ -16,7 +16,7 @@ import structlog
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 from streamtune_shared import streams
-from streamtune_shared.bus import Bus, Entry, Forward, dead_letter, encode
+from streamtune_shared.bus import Bus, Entry, Forward, dead_letter_forward, encode
 from streamtune_shared.schemas import TrainRequest, TrainStatus, field_errors
 from streamtune_shared.storage import ObjectStore
 
@@ -116,10 +116,9 @@ class TrainRequestHandler:
             request = TrainRequest.model_validate_json(entry.payload or b"")
         except ValidationError as exc:
             errors = field_errors(exc)
-            letter = dead_letter(entry, stage=STAGE, reason="invalid train request",
-                                 source_stream=streams.TRAIN_REQUESTS, errors=errors)
-            await self._bus().forward(streams.TRAIN_REQUESTS, GROUP,
-                                      [Forward(entry.id, streams.DLQ, encode(letter))])
+            await self._bus().forward(streams.TRAIN_REQUESTS, GROUP, [dead_letter_forward(
+                entry, stage=STAGE, reason="invalid train request", source_stream=streams.TRAIN_REQUESTS,
+                errors=errors)])
             RUNS.labels("invalid").inc()
             log.warning("request.dead_lettered", entry_id=entry.id, errors=len(errors))
             return None
