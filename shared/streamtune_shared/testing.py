@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
 
 from .bus import Forward, ForwardResult, encode
 from .storage import ObjectNotFound
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 60.0, *,
+                     interval_s: float = 0.1, on_timeout: Callable[[], str] | None = None) -> None:
+    """Poll ``check`` until it holds; after ``timeout_s`` fail naming ``what`` (plus ``on_timeout()``'s text)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not await check():
+        if loop.time() > deadline:
+            detail = f"\n{on_timeout()}" if on_timeout is not None else ""
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}{detail}")
+        await asyncio.sleep(interval_s)
 
 
 class InMemoryBus:

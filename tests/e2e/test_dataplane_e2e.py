@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from streamtune_shared import streams
 from streamtune_shared.datasets import read_dataset
+from streamtune_shared.testing import wait_until
 
 sys.path.insert(0, str(Path(__file__).parent))
 from dataplane_events import build_mix  # noqa: E402
@@ -31,14 +32,6 @@ def service_env(infra_env, infra_settings, tmp_path):
            "ANONYMIZER_SHARD_CLAIM_IDLE_MS": "3000", "ANONYMIZER_SHARD_MAX_AGE_S": "1.0",
            "ANONYMIZER_SHARD_MAX_ROWS": "200"}
     return env
-
-
-async def _wait_for(check, timeout_s: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.25)
 
 
 async def _pending(redis, stream: str, group: str) -> int:
@@ -78,7 +71,7 @@ async def test_thousand_events_with_a_killed_anonymizer(redis_client, service_en
                     and await _pending(redis_client, streams.VALID, "anonymizer") == 0
                     and await _pending(redis_client, streams.CLEAN, "anonymizer-shards") == 0)
 
-        await _wait_for(drained, 120, "the pipeline to drain")
+        await wait_until(drained, "the pipeline to drain", 120)
         await asyncio.sleep(1.0)  # anything extra (a duplicate) would show up now
 
         # The restarted worker took over what the killed one held (its shard buffer, at least).

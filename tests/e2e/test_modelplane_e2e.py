@@ -15,6 +15,7 @@ from pathlib import Path
 
 import processes  # deploy/local, put on sys.path by the root conftest
 from streamtune_shared import streams
+from streamtune_shared.testing import wait_until
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 MODEL = "disease-ner"
@@ -36,13 +37,8 @@ async def xadd(redis, events: list[dict]) -> None:
     await pipe.execute()
 
 
-async def wait_for(check, timeout_s: float, what: str, procs: dict) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            tails = "\n".join(f"--- {n}\n{p.log_tail(15)}" for n, p in procs.items())
-            raise AssertionError(f"timed out waiting for {what}\n{tails}")
-        await asyncio.sleep(0.5)
+def _tails(procs: dict) -> str:
+    return "\n".join(f"--- {n}\n{p.log_tail(15)}" for n, p in procs.items())
 
 
 async def payloads(redis, stream: str) -> list[dict]:
@@ -60,7 +56,7 @@ async def test_events_in_model_published_predictions_out(redis_client, infra_env
 
         async def shards_hold_training_notes() -> bool:
             return sum(s["rows"] for s in await payloads(redis_client, streams.SHARDS)) >= TRAIN_NOTES
-        await wait_for(shards_hold_training_notes, 60, "the training shards", procs)
+        await wait_until(shards_hold_training_notes, "the training shards", 60, interval_s=0.5, on_timeout=lambda: _tails(procs))
 
         request = {"schema_version": 1, "request_id": "e2e-run-1", "model_name": MODEL,
                    "task": "token-classification", "dataset": "clinical-notes", "base_model": "minilm",
@@ -69,7 +65,7 @@ async def test_events_in_model_published_predictions_out(redis_client, infra_env
 
         async def published() -> bool:
             return await redis_client.xlen(streams.MODELS_PUBLISHED) >= 1
-        await wait_for(published, 420, "the published model", procs)
+        await wait_until(published, "the published model", 420, interval_s=0.5, on_timeout=lambda: _tails(procs))
         (announcement,) = await payloads(redis_client, streams.MODELS_PUBLISHED)
         version = announcement["version"]
 
@@ -77,7 +73,7 @@ async def test_events_in_model_published_predictions_out(redis_client, infra_env
 
         async def all_predicted() -> bool:
             return await redis_client.xlen(streams.PREDICTIONS) >= NOTES
-        await wait_for(all_predicted, 180, "a prediction for every note", procs)
+        await wait_until(all_predicted, "a prediction for every note", 180, interval_s=0.5, on_timeout=lambda: _tails(procs))
         await asyncio.sleep(1.0)  # a duplicate would show up now
 
         predictions = await payloads(redis_client, streams.PREDICTIONS)

@@ -9,13 +9,7 @@ from prometheus_client import REGISTRY
 from streamtune_shared import streams
 from streamtune_shared.schemas import DeadLetter
 from streamtune_shared.bus import BatchConsumer, ConsumerSpec, Entry, Forward, ForwardResult, RedisBus, make_broker
-
-
-async def _wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
+from streamtune_shared.testing import wait_until
 
 
 async def test_entries_written_before_the_worker_starts_are_consumed(redis_client, infra_env):
@@ -35,7 +29,7 @@ async def test_entries_written_before_the_worker_starts_are_consumed(redis_clien
     await consumer.start()
     async with broker:
         await broker.start()
-        await _wait_for(lambda: _xlen(redis_client, "t.out", 5))
+        await wait_until(lambda: _xlen(redis_client, "t.out", 5), "5 entries in t.out", 10)
     await consumer.stop_reclaimer()
     await consumer.drain()
     assert sorted(seen) == [0, 1, 2, 3, 4]

@@ -14,6 +14,7 @@ from streamtune_anonymizer.app import create_app
 from streamtune_anonymizer.config import AnonymizerSettings
 from streamtune_shared import streams
 from streamtune_shared.datasets import read_dataset
+from streamtune_shared.testing import wait_until
 
 FIXTURES = Path(__file__).resolve().parents[4] / "tests" / "fixtures"
 KEY = "integration-key-0123456789abcdefghijklmnopqrstuvwxyz"
@@ -59,13 +60,6 @@ async def _pending(redis, stream: str, group: str) -> int:
         return -1
 
 
-async def _wait_for(check, timeout_s: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
-
-
 async def _clean(redis) -> list[dict]:
     return [json.loads(fields[b"payload"]) for _, fields in await redis.xrange(streams.CLEAN)]
 
@@ -88,7 +82,7 @@ async def test_fixture_events_reach_events_clean_once_without_pii_and_land_in_sh
                     and await _pending(redis_client, streams.VALID, "anonymizer") == 0
                     and await _pending(redis_client, streams.CLEAN, "anonymizer-shards") == 0)
 
-        await _wait_for(drained, 60, "events.clean, the DLQ and the shards")
+        await wait_until(drained, "events.clean, the DLQ and the shards", 60)
         await asyncio.sleep(0.5)  # a duplicate would show up now
 
     clean = await _clean(redis_client)
@@ -132,10 +126,10 @@ async def test_entries_of_a_dead_consumer_are_reclaimed_and_a_replay_adds_nothin
                 and await _pending(redis_client, streams.VALID, "anonymizer") == 0)
 
     async with create_app(settings).start_lifespan_context():
-        await _wait_for(all_clean, 30, "the reclaimed entries")
+        await wait_until(all_clean, "the reclaimed entries", 30)
     await _xadd(redis_client, payloads)  # events.valid repeats every event after a restart
     async with create_app(settings).start_lifespan_context():
-        await _wait_for(all_clean, 30, "the replayed entries")
+        await wait_until(all_clean, "the replayed entries", 30)
         await asyncio.sleep(0.5)
     clean_ids = [c["event_id"] for c in await _clean(redis_client)]
     assert sorted(clean_ids) == sorted(e["event_id"] for e in events)
@@ -152,7 +146,7 @@ async def test_rows_buffered_at_shutdown_are_stored_before_the_process_exits(
             return (await redis_client.xlen(streams.CLEAN) >= len(events)
                     and await _pending(redis_client, streams.CLEAN, "anonymizer-shards") == len(events))
 
-        await _wait_for(buffered, 30, "the rows to be buffered")
+        await wait_until(buffered, "the rows to be buffered", 30)
         assert object_store.list_keys("datasets/") == []
     rows, manifests = await asyncio.to_thread(read_dataset, object_store, "pump-sensors")
     assert sorted(r["event_id"] for r in rows) == sorted(e["event_id"] for e in events)

@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 from streamtune_predictor.app import create_app
 from streamtune_predictor.config import PredictorSettings
 from streamtune_shared import streams
+from streamtune_shared.testing import wait_until
 
 V1, V2, V3 = "20261128T120000Z-aaaa1111", "20261129T120000Z-bbbb2222", "20261130T120000Z-cccc3333"
 TEXT = "Germline mutations in the adenomatous polyposis coli gene ."
@@ -27,14 +28,6 @@ def store(object_store):
     yield object_store
     for key in object_store.list_keys(""):
         object_store.delete(key)
-
-
-async def _wait_for(check, what: str, timeout_s: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def _predictions(redis) -> list[dict]:
@@ -68,14 +61,14 @@ async def test_events_wait_for_the_first_model_without_new_deliveries(
         assert (await http.post("/predict", json={"dataset": "clinical-notes", "text": TEXT})).status_code == 503
         ids = [f"held-{i}" for i in range(10)]
         await _add_events(redis_client, make_event, ids)
-        await _wait_for(lambda: _pending_count(redis_client, 10), "the batch to be read")
+        await wait_until(lambda: _pending_count(redis_client, 10), "the batch to be read")
         await asyncio.sleep(2.5)  # well past claim_idle_ms: only touch keeps the reclaimer away
         pending = await redis_client.xpending_range(streams.CLEAN, "predictor", min="-", max="+", count=100)
         assert len(pending) == 10 and {p["times_delivered"] for p in pending} == {1}
         assert await redis_client.xlen(streams.PREDICTIONS) == 0
 
         await _announce(redis_client, store, publish, folder, V1)
-        await _wait_for(lambda: _count(redis_client, 10), "predictions of the held events")
+        await wait_until(lambda: _count(redis_client, 10), "predictions of the held events")
         assert (await http.get("/readyz")).status_code == 200
     predictions = await _predictions(redis_client)
     assert sorted(p["event_id"] for p in predictions) == sorted(ids)
@@ -91,10 +84,10 @@ async def test_hot_reload_under_load_drops_and_duplicates_nothing(
     app = create_app(settings)
     async with app.start_lifespan_context(), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://predictor") as http:
-        await _wait_for(lambda: _ready(http), "v1 to load at startup")
+        await wait_until(lambda: _ready(http), "v1 to load at startup")
         sent = [f"first-{i}" for i in range(20)]
         await _add_events(redis_client, make_event, sent)
-        await _wait_for(lambda: _count(redis_client, 20), "predictions by v1")
+        await wait_until(lambda: _count(redis_client, 20), "predictions by v1")
         assert {p["version"] for p in await _predictions(redis_client)} == {V1}
 
         stop = asyncio.Event()
@@ -107,18 +100,18 @@ async def test_hot_reload_under_load_drops_and_duplicates_nothing(
 
         producer = asyncio.create_task(produce())
         await _announce(redis_client, store, publish, none_folder, V2)
-        await _wait_for(lambda: _some_version(redis_client, V2), "a prediction by v2")
+        await wait_until(lambda: _some_version(redis_client, V2), "a prediction by v2")
         await asyncio.sleep(0.3)
         stop.set()
         await producer
-        await _wait_for(lambda: _count(redis_client, len(sent)), "a prediction for every event")
+        await wait_until(lambda: _count(redis_client, len(sent)), "a prediction for every event")
 
         rejected_before = _rejected()
         await _announce(redis_client, store, publish, span_folder, V3, tamper="model.safetensors")
-        await _wait_for(lambda: _metric_above(rejected_before), "v3 to be refused")
+        await wait_until(lambda: _metric_above(rejected_before), "v3 to be refused")
         await _add_events(redis_client, make_event, ["after-v3"])
         sent.append("after-v3")
-        await _wait_for(lambda: _count(redis_client, len(sent)), "the prediction after v3")
+        await wait_until(lambda: _count(redis_client, len(sent)), "the prediction after v3")
         answer = await http.post("/predict", json={"model": "disease-ner", "texts": [TEXT, "colon cancer"]})
         assert answer.status_code == 200 and answer.json()["version"] == V2
 

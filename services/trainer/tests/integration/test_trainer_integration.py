@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 
 import pytest
 from streamtune_shared import streams
 from streamtune_shared.schemas import TrainRequest
 from streamtune_shared.storage import sha256_hex
+from streamtune_shared.testing import wait_until
 from streamtune_trainer.app import TrainerDeps, create_app
 from streamtune_trainer.config import TrainerSettings
 from streamtune_trainer.handlers import GROUP
@@ -34,14 +34,6 @@ def queue_tiny_run(redis_client, object_store, clinical_events, write_shards, ti
     return queue
 
 
-async def _wait_for(predicate: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not await predicate():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
-
-
 async def _messages(redis, stream: str) -> list[dict]:
     return [json.loads(fields[b"payload"]) for _, fields in await redis.xrange(stream)]
 
@@ -59,7 +51,7 @@ async def test_a_fine_tune_on_clinical_notes_publishes_a_version_that_learned_th
 
     app = create_app(TrainerSettings(infra=infra_settings))
     async with app.start_lifespan_context():
-        await _wait_for(lambda: _has_entries(redis_client, streams.MODELS_PUBLISHED, 1), 1500, "the announcement")
+        await wait_until(lambda: _has_entries(redis_client, streams.MODELS_PUBLISHED, 1), "the announcement", 1500)
 
     [announced] = await _messages(redis_client, streams.MODELS_PUBLISHED)
     card = json.loads(object_store.get_bytes(announced["card_key"]))
@@ -89,14 +81,14 @@ async def test_a_trainer_that_crashes_after_an_epoch_is_resumed_by_another_and_p
     first = create_app(TrainerSettings(infra=infra_settings, claim_idle_ms=60_000),
                        TrainerDeps(consumer="trainer-a", after_epoch=crash_after_first_epoch))
     async with first.start_lifespan_context():
-        await _wait_for(lambda: _epoch_ended(redis_client, 1), 300, "epoch 1")
+        await wait_until(lambda: _epoch_ended(redis_client, 1), "epoch 1", 300)
     assert await _pending(redis_client) == 1
     assert any(k.endswith("epoch-0001/trainer_state.json") for k in object_store.list_keys("checkpoints/"))
 
     second = create_app(TrainerSettings(infra=infra_settings, claim_idle_ms=1_000),
                         TrainerDeps(consumer="trainer-b"))
     async with second.start_lifespan_context():
-        await _wait_for(lambda: _has_entries(redis_client, streams.MODELS_PUBLISHED, 1), 300, "the announcement")
+        await wait_until(lambda: _has_entries(redis_client, streams.MODELS_PUBLISHED, 1), "the announcement", 300)
         await asyncio.sleep(3)  # time for a duplicate run or announcement to show up, if there were one
 
     published = await _messages(redis_client, streams.MODELS_PUBLISHED)
@@ -122,7 +114,7 @@ async def test_a_live_run_heartbeats_so_an_idle_trainer_never_takes_it_over(
     first = create_app(settings, TrainerDeps(consumer="trainer-a"))
     second = create_app(settings, TrainerDeps(consumer="trainer-b"))
     async with first.start_lifespan_context(), second.start_lifespan_context():
-        await _wait_for(lambda: _has_entries(redis_client, streams.MODELS_PUBLISHED, 1), 300, "the announcement")
+        await wait_until(lambda: _has_entries(redis_client, streams.MODELS_PUBLISHED, 1), "the announcement", 300)
         await asyncio.sleep(2)
 
     statuses = await _messages(redis_client, streams.TRAIN_STATUS)
@@ -140,7 +132,7 @@ async def test_shutdown_stops_a_running_training_and_leaves_the_request_for_anot
 
     app = create_app(TrainerSettings(infra=infra_settings))
     async with app.start_lifespan_context():
-        await _wait_for(lambda: _epoch_ended(redis_client, 1), 300, "epoch 1")
+        await wait_until(lambda: _epoch_ended(redis_client, 1), "epoch 1", 300)
     statuses_at_stop = await redis_client.xlen(streams.TRAIN_STATUS)
     await asyncio.sleep(2)
 
