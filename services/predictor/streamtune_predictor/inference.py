@@ -8,8 +8,9 @@ from typing import Any
 
 import torch
 from streamtune_shared.schemas import PredictionOutputs, Task
+from streamtune_shared.word_labels import decode_entities, first_pieces, whitespace_words, word_tags
 
-from .domain import class_outputs, decode_entities, first_pieces, whitespace_words, word_tags
+from .domain import class_outputs
 
 NO_ENTITIES = PredictionOutputs(entities=())
 

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from streamtune_shared.word_labels import IGNORE_INDEX, align_word_labels
 
 from .domain import TOKEN_CLASSIFICATION, Example, LabelMap
-
-IGNORE_INDEX = -100
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,23 +24,6 @@ class EncodedExample:
     labels: tuple[int, ...]
     word_indices: tuple[int, ...] = ()
     word_count: int = 0
-
-
-def align_word_labels(word_ids: Sequence[int | None], word_label_ids: Sequence[int]) -> tuple[list[int], list[int]]:
-    """Token labels from word labels: the first piece of each word gets its label, the rest IGNORE_INDEX.
-
-    Returns the token labels and, in order, the index of the word each labeled token starts.
-    """
-    labels, starts = [], []
-    previous: int | None = None
-    for word in word_ids:
-        if word is None or word == previous:
-            labels.append(IGNORE_INDEX)
-        else:
-            labels.append(word_label_ids[word])
-            starts.append(word)
-        previous = word
-    return labels, starts
 
 
 def encode_examples(tokenizer: Any, examples: Sequence[Example], label_map: LabelMap,

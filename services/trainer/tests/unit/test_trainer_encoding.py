@@ -6,7 +6,6 @@ from streamtune_trainer.domain import SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICAT
 from streamtune_trainer.encoding import (
     IGNORE_INDEX,
     EncodedExample,
-    align_word_labels,
     batch_order,
     collate,
     encode_examples,
@@ -16,13 +15,6 @@ from streamtune_trainer.encoding import (
 from streamtune_trainer.evaluation import word_tags
 
 NER = LabelMap(TOKEN_CLASSIFICATION, ("O", "B-Disease", "I-Disease"))
-
-
-def test_only_the_first_piece_of_each_word_carries_its_label():
-    # [CLS] w0 w1a w1b w1c w2 [SEP]
-    labels, starts = align_word_labels([None, 0, 1, 1, 1, 2, None], [0, 1, 2])
-    assert labels == [IGNORE_INDEX, 0, 1, IGNORE_INDEX, IGNORE_INDEX, 2, IGNORE_INDEX]
-    assert starts == [0, 1, 2]
 
 
 def test_real_word_pieces_are_aligned_with_the_bio_tags(minilm_tokenizer):
