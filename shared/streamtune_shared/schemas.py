@@ -43,6 +43,8 @@ MetaKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 # A training request's id ends up in version names (<UTC time>-<first 8 characters>), checkpoint prefixes and
 # redis keys: the predictor's version pattern exactly, so every prefix of it keeps a version name valid.
 RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+# One safe path segment: model versions are folders of the object store (models/<name>/<version>/).
+VersionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 MetaValue = Annotated[str, StringConstraints(max_length=1024)] | int | float | bool | None
 
 BIO_TAG = re.compile(r"^(O|[BI]-[A-Za-z0-9_]{1,32})$")
@@ -296,6 +298,19 @@ class DatasetShardWritten(BaseModel):
     written_at: AwareDatetime = Field(default_factory=utcnow)
 
 
+class KAnonymityReport(BaseModel):
+    """How a shard was made k-anonymous over its quasi-identifiers (the anonymizer's ``K_ANONYMITY``)."""
+
+    model_config = _FROZEN
+
+    k: int = Field(ge=1)
+    quasi_identifiers: tuple[str, ...]
+    classes: int = Field(ge=0, description="Equivalence classes among the stored rows.")
+    smallest_class: int = Field(ge=0, description="Rows in the smallest stored class (0: no row stored).")
+    suppressed_rows: int = Field(ge=0, description="Rows left out because their class stayed smaller than k.")
+    generalization_level: int = Field(ge=0, description="Steps coarser than the configured generalization.")
+
+
 class ShardManifest(BaseModel):
     """The JSON manifest stored beside each shard."""
 
@@ -313,6 +328,7 @@ class ShardManifest(BaseModel):
     columns: dict[str, str]
     writer: str
     created_at: AwareDatetime = Field(default_factory=utcnow)
+    k_anonymity: KAnonymityReport | None = Field(default=None, description="Set when the dataset is made k-anonymous.")
 
 
 Task = Literal["token-classification", "sequence-classification"]
@@ -343,6 +359,10 @@ class TrainRequest(BaseModel):
     dev_fraction: float = Field(default=0.1, gt=0, lt=0.5)
     test_fraction: float = Field(default=0.1, gt=0, lt=0.5)
     early_stopping_patience: int | None = Field(default=2, ge=1)
+    base_layers: int | None = Field(
+        default=None, ge=1, le=48,
+        description="Keep only the first N transformer layers of the base model: a smaller, faster model "
+                    "(e.g. 3 of MiniLM's 6 for the anonymizer's PII detector); None keeps every layer.")
 
 
 TrainState = Literal["accepted", "running", "epoch_end", "published", "failed"]
@@ -374,7 +394,7 @@ class ModelPublished(BaseModel):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     model_name: ModelName
-    version: str
+    version: VersionName
     task: Task
     dataset: DatasetName
     prefix: str = Field(description="Object-store prefix of the version: models/<name>/<version>/")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,5 +20,8 @@ class InfraSettings(BaseSettings):
     s3_secure: bool = False
     s3_region: str | None = None
     s3_bucket: str = "streamtune"
+    models_prefix: str = Field(
+        default="models/", pattern=r"^(?:[A-Za-z0-9][A-Za-z0-9._-]*/)+$",
+        description="Object-store prefix of model versions; every service reads it (model_registry.RegistryLayout).")
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import tempfile
@@ -30,6 +29,8 @@ from benchlib import ROOT, bench_env, write_result, xadd_all  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 from streamtune_shared import streams  # noqa: E402
 from streamtune_shared.logs import configure_logging  # noqa: E402
+from streamtune_shared.model_card import ModelCard  # noqa: E402
+from streamtune_shared.model_registry import RegistryLayout, file_checksums, write_version  # noqa: E402
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer  # noqa: E402
 
 BENCH_DB = 13
@@ -78,18 +79,14 @@ def measure_raw_forward(folder: Path, texts: list[str], batch_size: int, max_len
 
 def publish_version(store, folder: Path) -> None:
     """Store the folder as a model version the way the trainer does: files, labels.json, then card.json."""
-    prefix = f"models/{MODEL_NAME}/{VERSION}/"
     files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     if "labels.json" not in files:
         id2label = {str(k): v for k, v in AutoConfig.from_pretrained(folder, local_files_only=True).id2label.items()}
         files["labels.json"] = json.dumps({"task": "token-classification", "id2label": id2label,
                                            "label2id": {v: int(k) for k, v in id2label.items()}}).encode()
-    for name, data in files.items():
-        store.put_bytes(prefix + name, data)
-    card = {"model_name": MODEL_NAME, "version": VERSION, "task": "token-classification", "dataset": DATASET,
-            "request_id": "bench", "metrics": {},
-            "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}}
-    store.put_bytes(prefix + "card.json", json.dumps(card).encode())
+    card = ModelCard(model_name=MODEL_NAME, version=VERSION, task="token-classification", dataset=DATASET,
+                     request_id="bench", files=file_checksums(files), created_at=datetime.now(UTC))
+    write_version(store, RegistryLayout(), card, files)
 
 
 def clean_events(texts: list[str]) -> list[bytes]:

@@ -8,6 +8,7 @@ import torch
 from faststream.asgi import AsgiFastStream
 from streamtune_shared import streams
 from streamtune_shared.bus import Bus, ConsumerSpec
+from streamtune_shared.model_registry import RegistryLayout
 from streamtune_shared.service import ServiceRuntime
 from streamtune_shared.storage import ObjectStore
 
@@ -51,11 +52,12 @@ def build_service(settings: PredictorSettings, deps: PredictorDeps | None = None
                         max_deliveries=settings.max_deliveries)
     handler = PredictionHandler(registry, lambda: runtime.bus)
     runtime.add_consumer(spec, handler.process)
+    layout = RegistryLayout(settings.infra.models_prefix)
     reloader = ModelReloader(
-        registry,
+        registry, layout=layout,
         list_keys=lambda prefix: runtime.store.list_keys(prefix),
-        load=lambda name, version: load_version(runtime.store, name, version, max_length=settings.max_length,
-                                                batch_size=settings.batch_size),
+        load=lambda name, version: load_version(runtime.store, layout, name, version,
+                                                max_length=settings.max_length, batch_size=settings.batch_size),
         rescan_s=settings.rescan_s,
     )
 

@@ -6,12 +6,13 @@ import tempfile
 from pathlib import Path
 
 import transformers
-from streamtune_shared.storage import ObjectNotFound, ObjectStore
+from streamtune_shared.model_card import LABELS_FILE, ModelCard, VersionRejected, read_labels
+from streamtune_shared.model_registry import RegistryLayout, download_verified, fetch_card
+from streamtune_shared.storage import ObjectStore
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
 from .inference import TextModel
 from .registry import ServingModel
-from .versions import CARD, LABELS, VersionCard, VersionRejected, read_card, read_labels, verify_file, version_prefix
 
 _MODEL_CLASSES = {
     "token-classification": AutoModelForTokenClassification,
@@ -19,40 +20,17 @@ _MODEL_CLASSES = {
 }
 
 
-def fetch_card(store: ObjectStore, model_name: str, version: str) -> VersionCard:
-    """The verified card of a version; a missing or untrustworthy card is a ``VersionRejected``."""
-    try:
-        raw = store.get_bytes(version_prefix(model_name, version) + CARD)
-    except ObjectNotFound:
-        raise VersionRejected("no card.json") from None
-    return read_card(raw, model_name, version)
-
-
-def download_verified(store: ObjectStore, card: VersionCard, folder: Path) -> None:
-    """Write every file the card lists into ``folder``, refusing the version at the first bad checksum."""
-    prefix = version_prefix(card.model_name, card.version)
-    for name, digest in card.files.items():
-        try:
-            data = store.get_bytes(prefix + name)
-        except ObjectNotFound:
-            raise VersionRejected(f"{name} listed in the card is missing") from None
-        verify_file(name, data, digest)
-        target = folder / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-
-
-def load_version(store: ObjectStore, model_name: str, version: str, *, max_length: int,
+def load_version(store: ObjectStore, layout: RegistryLayout, model_name: str, version: str, *, max_length: int,
                  batch_size: int) -> ServingModel:
     """Download, verify and load a version; blocking. ``VersionRejected`` when it must not serve.
 
     Other exceptions (object store unreachable) are transient: the caller tries again later.
     """
-    card = fetch_card(store, model_name, version)
+    card = fetch_card(store, layout, model_name, version)
     with tempfile.TemporaryDirectory(prefix="streamtune-model-") as tmp:
         folder = Path(tmp)
-        download_verified(store, card, folder)
-        id2label = read_labels((folder / LABELS).read_bytes(), card.task)
+        download_verified(store, layout, card, folder)
+        id2label = read_labels((folder / LABELS_FILE).read_bytes(), card.task)
         model, tokenizer = _from_pretrained(folder, card)
     if model.config.num_labels != len(id2label):
         raise VersionRejected(f"labels.json has {len(id2label)} labels, the model {model.config.num_labels}")
@@ -61,7 +39,7 @@ def load_version(store: ObjectStore, model_name: str, version: str, *, max_lengt
     return ServingModel(name=model_name, version=version, task=card.task, predict=text_model.predict)
 
 
-def _from_pretrained(folder: Path, card: VersionCard):
+def _from_pretrained(folder: Path, card: ModelCard):
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     try:

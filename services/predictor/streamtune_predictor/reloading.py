@@ -12,20 +12,14 @@ import structlog
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from streamtune_shared import streams
+from streamtune_shared.model_card import VersionRejected
+from streamtune_shared.model_registry import RegistryLayout, is_version
 from streamtune_shared.schemas import ModelPublished
 from streamtune_shared.tasks import raise_if_cancelled
 
 from .metrics import RELOADS, serving_changed
 from .registry import ModelRegistry, ServingModel
-from .versions import (
-    ReloadDecision,
-    VersionRejected,
-    committed_versions,
-    is_version,
-    model_prefix,
-    reload_decision,
-    startup_candidates,
-)
+from .versions import ReloadDecision, reload_decision, startup_candidates
 
 log = structlog.get_logger(__name__)
 
@@ -83,8 +77,10 @@ class ModelReloader:
     Loads run in a thread beside the serving version; a rejected version never replaces it.
     """
 
-    def __init__(self, registry: ModelRegistry, *, list_keys: ListKeys, load: LoadVersion, rescan_s: float) -> None:
+    def __init__(self, registry: ModelRegistry, *, layout: RegistryLayout, list_keys: ListKeys, load: LoadVersion,
+                 rescan_s: float) -> None:
         self.registry = registry
+        self._layout = layout
         self._list_keys = list_keys
         self._load_version = load
         self._rescan_s = rescan_s
@@ -116,12 +112,13 @@ class ModelReloader:
         """For each model with nothing loaded: the pinned version, else the newest committed one that loads."""
         for name in self.registry.missing():
             try:
-                keys = await asyncio.to_thread(self._list_keys, model_prefix(name))
+                keys = await asyncio.to_thread(self._list_keys, self._layout.model_prefix(name))
             except Exception as exc:  # noqa: BLE001 - object store unavailable: next scan
                 log.warning("model.scan_failed", model=name, error=type(exc).__name__)
                 continue
             pinned = self.registry.pinned(name)
-            candidates = startup_candidates(committed_versions(keys, name), pinned, self._refused[name])
+            candidates = startup_candidates(self._layout.committed_versions(keys, name), pinned,
+                                            self._refused[name])
             if not candidates:
                 log.info("model.not_found", model=name, pinned=pinned)
             for version in candidates:

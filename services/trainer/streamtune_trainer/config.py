@@ -23,7 +23,6 @@ class TrainerSettings(BaseSettings):
     )
     max_deliveries: int = Field(default=3, ge=1, description="Deliveries of one request before it is dead-lettered.")
     checkpoint_prefix: str = Field(default="checkpoints/", description="Object-store prefix of per-epoch checkpoints.")
-    models_prefix: str = Field(default="models/", description="Object-store prefix of published model versions.")
     num_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1,
                              description="torch intra-op threads.")
     status_interval_s: float = Field(default=2.0, ge=0, description="At most one 'running' status per interval.")

@@ -17,11 +17,11 @@ from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 from streamtune_shared import streams
 from streamtune_shared.bus import Bus, Entry, Forward, dead_letter_forward, encode
+from streamtune_shared.model_card import ModelCard
+from streamtune_shared.model_registry import RegistryLayout, find_card_for_request
 from streamtune_shared.schemas import TrainRequest, TrainStatus, field_errors
 from streamtune_shared.storage import ObjectStore
 
-from .artifacts import find_published_card
-from .card import announcement, metric_summary
 from .config import TrainerSettings
 from .domain import TrainingRejected, stable_request_id
 from .pipeline import RunContext, discard_checkpoints, run_training
@@ -50,6 +50,7 @@ class TrainRequestHandler:
                  clock: Callable[[], datetime], after_epoch: Callable[[int], None] | None = None) -> None:
         self._bus, self._store, self.settings = bus, store, settings
         self.clock, self.after_epoch = clock, after_epoch
+        self.layout = RegistryLayout(settings.infra.models_prefix)
         self.stopping = threading.Event()
         self._one_run = asyncio.Lock()
         self._active: set[str] = set()
@@ -85,10 +86,10 @@ class TrainRequestHandler:
         # Bound in this task's context: the training thread (to_thread copies it) logs with it too.
         with structlog.contextvars.bound_contextvars(request_id=request.request_id, model=request.model_name,
                                                      dataset=request.dataset, deliveries=entry.deliveries):
-            card = await asyncio.to_thread(find_published_card, self._store(), self.settings.models_prefix,
+            card = await asyncio.to_thread(find_card_for_request, self._store(), self.layout,
                                            request.model_name, request.request_id)
             if card is not None:
-                log.info("request.already_published", version=card["version"])
+                log.info("request.already_published", version=card.version)
                 await self._announce(entry, request, card, outcome="already_published")
                 return
             await self._train(entry, request)
@@ -133,17 +134,16 @@ class TrainRequestHandler:
         RUNS.labels("rejected").inc()
         log.warning("run.rejected", reason=reason)
 
-    async def _announce(self, entry: Entry, request: TrainRequest, card: dict[str, Any], *, outcome: str) -> None:
-        message = announcement(card, self.settings.models_prefix)
+    async def _announce(self, entry: Entry, request: TrainRequest, card: ModelCard, *, outcome: str) -> None:
+        message = self.layout.announcement(card)
         forward = Forward(entry.id, streams.MODELS_PUBLISHED, encode(message), dedupe_key=done_key(request.request_id))
         [fresh] = await self._bus().forward(streams.TRAIN_REQUESTS, GROUP, [forward])
         RUNS.labels(outcome).inc()
-        SAMPLES_PER_S.set(card["training"]["samples_per_s"])
-        LAST_DEV_F1.set(card["metrics"]["dev"].get("f1", 0.0))
-        log.info("model.published", version=card["version"], announced=fresh)
-        metrics = {"dev": metric_summary(card["metrics"]["dev"]), "test": card["metrics"]["test"],
-                   "best_epoch": card["metrics"]["best_epoch"]}
-        await self._best_effort_status(request, state="published", version=card["version"], metrics=metrics)
+        SAMPLES_PER_S.set(card.training.samples_per_s)
+        LAST_DEV_F1.set(card.metrics.dev.get("f1", 0.0))
+        log.info("model.published", version=card.version, announced=fresh)
+        metrics = {**card.summary(), "test": card.metrics.test}
+        await self._best_effort_status(request, state="published", version=card.version, metrics=metrics)
         await self._discard_checkpoints(request.request_id)
 
     async def _discard_checkpoints(self, request_id: str) -> None:

@@ -19,6 +19,8 @@ from typing import Any
 import structlog
 import torch
 from streamtune_shared.datasets import read_dataset
+from streamtune_shared.model_card import LABELS_FILE, ModelCard, pickle_files
+from streamtune_shared.model_registry import RegistryLayout, version_name, write_version
 from streamtune_shared.schemas import ShardManifest, TrainRequest
 from streamtune_shared.storage import ObjectStore
 from tqdm import tqdm
@@ -29,9 +31,8 @@ from .artifacts import (
     load_latest_checkpoint,
     resolve_base_model,
     save_checkpoint,
-    write_version,
 )
-from .card import LABELS_FILE, build_card, card_bytes, lineage, version_name, version_prefix
+from .card import build_card, lineage
 from .checkpoint import Checkpoint, RunState, checkpoint_files
 from .config import TrainerSettings
 from .domain import TOKEN_CLASSIFICATION, DatasetSplits, LabelMap, TrainingRejected, split_dataset
@@ -99,14 +100,16 @@ def load_data(request: TrainRequest, store: ObjectStore) -> tuple[DatasetSplits,
     return splits, manifests
 
 
-def load_base(base_model: str, label_map: LabelMap, store: ObjectStore, workdir: Path) -> LoadedModel:
-    """Model phase: the base model's tokenizer and weights, with a head for the label set."""
+def load_base(base_model: str, label_map: LabelMap, store: ObjectStore, workdir: Path,
+              base_layers: int | None = None) -> LoadedModel:
+    """Model phase: the base model's tokenizer and weights (its first ``base_layers``), with a head for the labels."""
     folder = resolve_base_model(base_model, store, workdir)
     try:
         tokenizer = load_tokenizer(folder)
-        model = load_model(folder, label_map)
+        model = load_model(folder, label_map, base_layers)
     except (OSError, ValueError) as exc:
-        raise TrainingRejected(f"base model {base_model!r} cannot be loaded ({type(exc).__name__})") from exc
+        detail = str(exc) if "base_layers" in str(exc) else type(exc).__name__
+        raise TrainingRejected(f"base model {base_model!r} cannot be loaded ({detail})") from exc
     if label_map.task == TOKEN_CLASSIFICATION and not getattr(tokenizer, "is_fast", False):
         raise TrainingRejected(f"base model {base_model!r} has no fast tokenizer (needed for word alignment)")
     return LoadedModel(tokenizer, model)
@@ -201,24 +204,24 @@ def version_files(loaded: LoadedModel, label_map: LabelMap, workdir: Path) -> di
     loaded.model.save_pretrained(out)
     loaded.tokenizer.save_pretrained(out)
     files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
-    if any(name.lower().endswith((".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")) for name in files):
-        raise RuntimeError("refusing to publish pickled weights")
+    if pickled := pickle_files(files):
+        raise RuntimeError(f"refusing to publish pickle-based files: {', '.join(pickled)}")
     files[LABELS_FILE] = json.dumps(label_map.to_json(), indent=2).encode()
     return files
 
 
-def publish_phase(request: TrainRequest, ctx: RunContext, files: dict[str, bytes], card_info: dict[str, Any]) -> dict:
+def publish_phase(request: TrainRequest, ctx: RunContext, files: dict[str, bytes],
+                  card_info: dict[str, Any]) -> ModelCard:
     """Publish phase: the version's files, then its card; returns the card."""
     now = ctx.clock()
     version_id = version_name(now, request.request_id)
     card = build_card(request=request, version_id=version_id, files=files, created_at=now, **card_info)
-    write_version(ctx.store, version_prefix(ctx.settings.models_prefix, request.model_name, version_id),
-                  files, card_bytes(card))
+    write_version(ctx.store, RegistryLayout(ctx.settings.infra.models_prefix), card, files)
     log.info("version.written", version=version_id, files=len(files))
     return card
 
 
-def run_training(request: TrainRequest, ctx: RunContext) -> dict[str, Any]:
+def run_training(request: TrainRequest, ctx: RunContext) -> ModelCard:
     """The whole run, phase by phase; returns the card of the published version.
 
     Raises TrainingRejected for data or configuration problems; anything else is transient.
@@ -227,7 +230,7 @@ def run_training(request: TrainRequest, ctx: RunContext) -> dict[str, Any]:
     splits, manifests = load_data(request, ctx.store)
     with tempfile.TemporaryDirectory(prefix="streamtune-trainer-") as tmp:
         workdir = Path(tmp)
-        loaded = load_base(request.base_model, splits.label_map, ctx.store, workdir)
+        loaded = load_base(request.base_model, splits.label_map, ctx.store, workdir, request.base_layers)
         data = encode_splits(splits, loaded, hp)
         outcome = train_phase(request, ctx, loaded, data, hp, device)
         test = evaluate_phase(splits, loaded, outcome, hp, device)

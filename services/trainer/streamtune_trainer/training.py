@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from streamtune_shared.schemas import TrainRequest
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
     AutoTokenizer,
@@ -101,12 +102,20 @@ def load_tokenizer(base_dir: Path) -> Any:
     return AutoTokenizer.from_pretrained(base_dir, local_files_only=True, use_fast=True)
 
 
-def load_model(base_dir: Path, label_map: LabelMap) -> torch.nn.Module:
-    """The base model with a fresh head for the label set (safetensors weights, local files only)."""
+def load_model(base_dir: Path, label_map: LabelMap, base_layers: int | None = None) -> torch.nn.Module:
+    """The base model with a fresh head for the label set (safetensors weights, local files only).
+
+    ``base_layers`` keeps only the first N transformer layers (the weights of the others are not loaded).
+    """
     auto = AutoModelForTokenClassification if label_map.task == TOKEN_CLASSIFICATION else AutoModelForSequenceClassification
+    config = AutoConfig.from_pretrained(base_dir, local_files_only=True)
+    layers = getattr(config, "num_hidden_layers", None)
+    if base_layers is not None and (layers is None or base_layers > layers):
+        raise ValueError(f"base_layers {base_layers} is more than the base model's {layers} layers")
+    overrides = {"num_hidden_layers": base_layers} if base_layers is not None else {}
     return auto.from_pretrained(
         base_dir, num_labels=len(label_map.labels), id2label=label_map.id2label, label2id=label_map.label2id,
-        local_files_only=True, use_safetensors=True, ignore_mismatched_sizes=True,
+        local_files_only=True, use_safetensors=True, ignore_mismatched_sizes=True, **overrides,
     )
 
 

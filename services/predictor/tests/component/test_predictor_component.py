@@ -14,6 +14,7 @@ from streamtune_predictor.config import PredictorSettings
 from streamtune_predictor.handlers import ShuttingDown
 from streamtune_predictor.registry import ServingModel
 from streamtune_shared.bus import Entry
+from streamtune_shared.model_registry import RegistryLayout
 from streamtune_shared.schemas import Prediction
 from streamtune_shared.settings import InfraSettings
 from streamtune_shared.testing import InMemoryBus, InMemoryObjectStore
@@ -67,6 +68,19 @@ async def test_a_clean_event_on_the_broker_becomes_one_prediction(bus, store, mo
     assert (span["start"], span["end"], span["label"]) == (0, len(TEXT), "Disease")
     assert span["text"] == TEXT and 0.9 < span["score"] <= 1.0
     assert len(bus.acked[("events.clean", "predictor")]) == 1
+
+
+async def test_versions_are_found_under_the_one_configured_models_prefix(bus, store, model_folder, publish,
+                                                                        make_event):
+    # The trainer writes where STREAMTUNE_MODELS_PREFIX says; the predictor must read there, not at models/.
+    publish(store, model_folder("ner-none"), "disease-ner", V2)  # the default prefix: not this deployment's
+    publish(store, model_folder("ner-span"), "disease-ner", V1, layout=RegistryLayout("tenant-a/registry/"))
+    config = PredictorSettings(infra=InfraSettings(s3_access_key="k", s3_secret_key="s",
+                                                   models_prefix="tenant-a/registry/"),
+                               models={"clinical-notes": "disease-ner"})
+    service = build_service(config, PredictorDeps(bus=bus, store=store))
+    await service.reloader.load_missing()
+    assert service.registry.get("disease-ner").version == V1
 
 
 async def test_bad_unconfigured_and_textless_events(bus, store, model_folder, publish, make_event):

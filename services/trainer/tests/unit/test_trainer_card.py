@@ -1,12 +1,14 @@
-"""Model versions: sortable names, and a card whose checksums match every file of the version."""
+"""The card of a trained version: the best epoch, lineage, and the sha256 of every file of the version."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
+from streamtune_shared.model_card import ModelCard
+from streamtune_shared.model_registry import RegistryLayout, mismatched_files
 from streamtune_shared.schemas import ShardManifest, TrainRequest
 from streamtune_shared.storage import sha256_hex
-from streamtune_trainer.card import announcement, build_card, lineage, mismatched_files, version_name
+from streamtune_trainer.card import build_card, lineage
 from streamtune_trainer.checkpoint import RunState
 
 REQUEST = TrainRequest(request_id="0123456789abcdef", model_name="ner", task="token-classification",
@@ -21,7 +23,7 @@ def _state() -> RunState:
                              {"epoch": 2, "samples_per_s": 12.0, "dev": dev2}])
 
 
-def _card(files: dict[str, bytes]) -> dict:
+def _card(files: dict[str, bytes]) -> ModelCard:
     manifest = ShardManifest(dataset="clinical-notes", shard_key="datasets/clinical-notes/shards/a.parquet", rows=3,
                              size_bytes=10, sha256="ab" * 32, min_ts=datetime.now(UTC), max_ts=datetime.now(UTC),
                              columns={}, writer="w")
@@ -30,33 +32,29 @@ def _card(files: dict[str, bytes]) -> dict:
                       files=files, created_at=datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
 
 
-def test_version_names_sort_by_time_and_carry_the_request():
-    early = version_name(datetime(2026, 11, 28, 9, 5, 7, tzinfo=UTC), REQUEST.request_id)
-    later = version_name(datetime(2026, 11, 28, 11, 0, 0, tzinfo=timezone(timedelta(hours=1))), "ffffffff")
-    assert early == "20261128T090507Z-01234567"
-    assert early < later == "20261128T100000Z-ffffffff"
-
-
 def test_card_lists_the_sha256_of_every_file_and_catches_a_changed_one():
     files = {"model.safetensors": b"weights", "config.json": b"{}", "labels.json": b'{"task": "x"}'}
     card = _card(files)
-    assert card["files"] == {name: sha256_hex(data) for name, data in files.items()}
-    assert mismatched_files(card["files"], files) == []
-    assert mismatched_files(card["files"], {**files, "config.json": b'{"x": 1}'}) == ["config.json"]
-    without_config = {"model.safetensors": b"weights", "labels.json": files["labels.json"]}
-    assert mismatched_files(card["files"], without_config) == ["config.json"]
+    assert card.files == {name: sha256_hex(data) for name, data in files.items()}
+    assert mismatched_files(card.files, files) == []
+    assert mismatched_files(card.files, {**files, "config.json": b'{"x": 1}'}) == ["config.json"]
 
 
 def test_card_reports_the_best_epoch_its_dev_metrics_and_lineage():
     card = _card({"model.safetensors": b"w"})
-    assert card["metrics"]["best_epoch"] == 1 and card["metrics"]["dev"]["f1"] == 0.4
-    assert [h["epoch"] for h in card["metrics"]["dev_by_epoch"]] == [1, 2]
-    assert card["hyperparameters"]["epochs"] == 2 and card["request_id"] == REQUEST.request_id
-    assert card["lineage"]["shards"][0]["rows"] == 3 and card["lineage"]["rows"]["train"] == 3
-    assert {"torch", "transformers", "python"} <= set(card["libraries"])
+    assert card.metrics.best_epoch == 1 and card.metrics.dev["f1"] == 0.4
+    assert [h["epoch"] for h in card.metrics.dev_by_epoch] == [1, 2]
+    assert card.hyperparameters["epochs"] == 2 and card.request_id == REQUEST.request_id
+    assert card.lineage.shards[0].rows == 3 and card.lineage.rows["train"] == 3
+    assert {"torch", "transformers", "python"} <= set(card.libraries)
 
 
-def test_announcement_points_at_the_card():
-    message = announcement(_card({"model.safetensors": b"w"}), "models/")
+def test_the_stored_card_reads_back_as_the_same_typed_card():
+    card = _card({"model.safetensors": b"w"})
+    assert ModelCard.model_validate_json(card.to_bytes()) == card
+
+
+def test_announcement_points_at_the_card_and_carries_the_summary():
+    message = RegistryLayout().announcement(_card({"model.safetensors": b"w"}))
     assert message.prefix == "models/ner/v1/" and message.card_key == "models/ner/v1/card.json"
     assert message.metrics["test"] == {"f1": 0.35} and message.request_id == REQUEST.request_id

@@ -97,3 +97,19 @@ def test_no_weight_decay_on_biases_and_layer_norms(tiny_base_model):
     assert all(not names[id(p)].endswith("bias") and "LayerNorm" not in names[id(p)] for p in decay["params"])
     assert any("LayerNorm.weight" in names[id(p)] for p in no_decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(names)
+
+
+def test_base_layers_keeps_the_first_layers_with_their_pretrained_weights(tiny_base_model):
+    full, cut = load_model(tiny_base_model, LABELS), load_model(tiny_base_model, LABELS, base_layers=1)
+    assert len(cut.bert.encoder.layer) == 1 and len(full.bert.encoder.layer) == 2
+    first = "bert.encoder.layer.0.attention.self.query.weight"
+    assert torch.equal(cut.state_dict()[first], full.state_dict()[first])
+
+
+def test_more_base_layers_than_the_model_has_is_refused(tiny_base_model, tmp_path):
+    from streamtune_shared.testing import InMemoryObjectStore
+    from streamtune_trainer.domain import TrainingRejected
+    from streamtune_trainer.pipeline import load_base
+
+    with pytest.raises(TrainingRejected, match="base_layers 3 is more than"):
+        load_base(str(tiny_base_model), LABELS, InMemoryObjectStore(), tmp_path, base_layers=3)
