@@ -1,4 +1,5 @@
-"""Check digits of card numbers (Luhn) and IBANs (ISO 13616 mod-97, with the length of each country)."""
+"""Check digits and number rules: card numbers (Luhn), IBANs (ISO 13616 mod-97, with the length of each
+country) and the area/group/serial rules of US social security numbers."""
 
 from __future__ import annotations
 
@@ -50,3 +51,19 @@ def mod97_is_valid(iban: str) -> bool:
     if not rearranged.isalnum() or not rearranged.isascii():
         return False
     return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
+
+
+def ssn_is_valid(digits: str) -> bool:
+    """Whether nine digits can be a US SSN: area not 000, 666 or 9xx, group not 00, serial not 0000.
+
+    Numbers the SSA published as examples (078-05-1120 on a wallet insert, 123-45-6789) are refused too.
+    """
+    if len(digits) != 9 or not digits.isdigit():
+        return False
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+        return False
+    return digits not in _SSN_EXAMPLES and len(set(digits)) > 1
+
+
+_SSN_EXAMPLES = frozenset({"078051120", "123456789", "219099999"})

@@ -1,0 +1,160 @@
+"""Recognizers of postal addresses: street lines (number + name + suffix, or the European name + number),
+apartment/suite/unit parts, PO and military boxes, and ZIP / postal codes with the evidence that makes
+a number one (a cue word, a state before it, the end of an address block, or a postcode's own shape)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from .spans import STREET_ADDRESS, ZIP_CODE, PiiSpan
+
+# USPS street suffixes (Publication 28, C1), with their common abbreviations.
+_SUFFIX = (
+    r"(?:street|st|road|rd|avenue|ave|av|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|terrace|ter|way|"
+    r"circle|cir|highway|hwy|parkway|pkwy|square|sq|trail|trl|crescent|cres|close|grove|gardens?|park|row|walk|"
+    r"hill|mews|alley|plaza|loop|pike|crossing|point|ridge|run|path|green|view|rise|vale|wharf|quay|expressway|"
+    r"freeway|motorway|turnpike|causeway|bypass|junction|landing|heights|hollow|meadows?|manor|orchard|oval|pass|"
+    r"passage|port|route|shore|spur|station|summit|trace|track|valley|village|vista|wells?|union|crest|creek|"
+    r"estates?|falls|ferry|fields?|forest|fort|glen|harbou?r|haven|island|isle|lakes?|lodge|mall|mill|mount|"
+    r"mountain|prairie|ranch|spring|streams?|tunnel|underpass|viaduct|bridge|brook|burg|camp|canyon|cape|centre|"
+    r"center|cliffs?|common|corner|course|cove|curve|dale|dam|divide|extension|flat|ford|forge|fork|gateway|"
+    r"knoll|light|lock|neck|overpass|pine|plain|radial|ramp|rapids?|rest|shoal|skyway|str|walkway)\.?"
+)
+# Suffixes that are never ordinary words; the others ("close", "green", "run") must be capitalized.
+_PLAIN_SUFFIXES = frozenset({"street", "st", "road", "rd", "avenue", "ave", "boulevard", "blvd", "lane", "ln",
+                             "drive", "terrace", "highway", "hwy", "parkway", "pkwy", "str"})
+# Street words of other languages that end (Mellemvej, Magasinsgatan) or open (Via, Rue, ul.) the name.
+_ENDING = (r"[^\W\d_]+(?:vej|vænget|gade|gatan|gata|vägen|väg|veien|vegen|vei|stien|straße|strasse|straat|str\.|"
+           r"weg|gasse|platz|laan|plein|tie|kuja|katu|polku|tori|aukio|gränd|torget|bakken|stræde|allé|utca|ulica|"
+           r"tér|sokak|caddesi)"
+           r"|[^\W\d_][\w'’.-]*[ \t](?:gate|gata|gatan|terrasse|vei|veien|vej|gade|weg|allé|alle|tie|katu|torg)")
+_OPENING = (r"(?:via|viale|corso|piazza|rue|avenue|av\.?|avenida|rúa|rua|calle|carrer|paseo|plaza|camino|"
+            r"ul\.|ulica|aleja|al\.|chemin|boulevard|place|quai|travessa|largo|praça|strada)")
+_NAME_WORD = r"(?:[^\W\d_][\w'’.-]*)"
+_NUMBER = r"\d{1,6}[A-Za-z]?(?:[-/]\d{1,4})?"
+_UNIT = r"(?:apt|apartment|suite|ste|unit|flat|room|rm|floor|fl|bldg|building)(?:\.[ \t]?|[ \t])#?[ \t]?\d{1,6}[A-Za-z]?"
+_BOX = (r"(?:p\.?[ \t]?o\.?[ \t]?|post[ \t]office[ \t])box[ \t]#?\d{1,6}"
+        r"|(?:psc|cmr|unit)[ \t]\d{1,5},?[ \t]box[ \t]\d{1,5}(?:\s+(?:apo|fpo|dpo)[ \t](?:aa|ae|ap)[ \t]\d{5})?"
+        r"|(?:apo|fpo|dpo)[ \t](?:aa|ae|ap)[ \t]\d{5}")
+_STREET = re.compile(
+    rf"(?<![\w-])(?:{_NUMBER}[ \t]+)?{_NUMBER},?[ \t]+{_OPENING}(?:[ \t]+{_NAME_WORD}){{1,3}}"     # 106 Rue Ettatawer
+    rf"|(?<![\w-])(?:{_NUMBER}[ \t]+)?{_NUMBER},?[ \t]+(?:{_NAME_WORD}[ \t]+){{0,3}}(?P<suffix>{_SUFFIX})(?!\w)"
+    rf"|(?<![\w-])(?:{_NUMBER}[ \t]+)?(?:{_ENDING}|{_OPENING}(?:[ \t]+{_NAME_WORD}){{1,3}})[ \t]+{_NUMBER}\.?(?!\w)"
+    rf"|(?<![\w-])(?:{_NAME_WORD}[ \t]+){{1,3}}(?:u\.|utca|út)[ \t]{_NUMBER}\.?(?!\w)"               # Király u. 15.
+    rf"|(?<![\w-])(?:{_NUMBER}[ \t]+)?(?:{_NAME_WORD}[ \t]+){{1,3}}{_NUMBER}(?=,?[ \t]+(?:{_UNIT}))",  # Kuuse 53 Apt. 6
+    re.IGNORECASE,
+)
+_UNIT_OR_BOX = re.compile(rf"(?<![\w-])(?:{_BOX}|{_UNIT})(?!\w)", re.IGNORECASE)
+# A "name number" line is a street line when the next line is a unit or a box (the block's shape says so).
+_NAME_NUMBER_LINE = re.compile(rf"[ \t>?]*((?:{_NUMBER}[ \t]+)?(?:{_NAME_WORD}[ \t]+){{1,3}}{_NUMBER})[ \t]*\n"
+                               rf"[ \t>?]*(?={_UNIT}|{_BOX})", re.IGNORECASE)
+# Name-and-number streets without a street word ("Joaquin Suarez 2906") only right after an address cue.
+_ADDRESS_CUE = (r"(?i:address(?:[ \t]is)?:?|lives?[ \t](?:on|at|in)|living[ \t](?:on|at)|located[ \t]at|"
+                r"moved[ \t]to|is[ \t]at|resides?[ \t](?:on|at)|deliver(?:ed)?[ \t]to|ship(?:ped)?[ \t]to|"
+                r"send[ \t](?:it[ \t])?to|return[ \t](?:it[ \t])?to)")
+_CUED_STREET = re.compile(
+    rf"(?<!\w){_ADDRESS_CUE}[ \t]+((?:{_NUMBER}[ \t]+)?(?:[A-ZÀ-Þ][\w'’.-]*[ \t]+(?:(?:and|de|do|da|del|di|la|le|"
+    rf"van|von|der|den|y|u\.|ul\.)[ \t]+)*){{1,4}}{_NUMBER})(?!\w)"
+)
+# Lines that continue an address block: a few capitalized words (city, region, country), "nan", a code.
+_CONTINUATION = re.compile(
+    r"\n[ \t>?]*,?[ \t]*((?:(?:[^\W\d_a-z][\w'’.()-]*|nan|de|del|la|le|nad|upon|on)[ \t,]*){1,5}"
+    r"(?:[ \t]\d{3,6}(?:[- ]\d{2,4})?)?)[ \t]*(?=\n|$)"
+)
+_MAX_CONTINUATION_LINES = 4
+
+
+class StreetAddressRecognizer:
+    """Street lines, unit parts and boxes, and the city/country lines of an address block after them."""
+
+    def find(self, text: str) -> Iterator[PiiSpan]:
+        """Every street address part in ``text``; adjoining parts are joined by the detector's merge."""
+        if not any(char.isdigit() for char in text):
+            return
+        ends = []
+        for pattern in (_STREET, _UNIT_OR_BOX):
+            for match in pattern.finditer(text):
+                if _is_street_word(match):
+                    ends.append(match.end())
+                    yield PiiSpan(*match.span(), STREET_ADDRESS)
+        for pattern, group in ((_CUED_STREET, 1), (_NAME_NUMBER_LINE, 1)):
+            for match in pattern.finditer(text):
+                ends.append(match.end(group))
+                yield PiiSpan(*match.span(group), STREET_ADDRESS)
+        if "\n" in text:
+            yield from _continuations(text, ends)
+
+
+def _is_street_word(match: re.Match[str]) -> bool:
+    suffix = match.groupdict().get("suffix")
+    return suffix is None or suffix[0].isupper() or suffix.rstrip(".").lower() in _PLAIN_SUFFIXES
+
+
+def _continuations(text: str, ends: list[int]) -> Iterator[PiiSpan]:
+    """The lines of an address block that follow the line where a part ended."""
+    for end in set(ends):
+        line_end = text.find("\n", end)
+        if line_end < 0 or text[end:line_end].strip(" \t.,"):
+            continue  # something else follows the part on its line
+        for _ in range(_MAX_CONTINUATION_LINES):
+            match = _CONTINUATION.match(text, line_end)
+            if match is None:
+                break
+            yield PiiSpan(*match.span(1), STREET_ADDRESS)
+            line_end = match.end()
+
+
+def has_street_address(text: str) -> bool:
+    """Whether ``text`` holds a street line, a unit or a box (evidence for a ZIP code at a line's end)."""
+    return _STREET.search(text) is not None or _UNIT_OR_BOX.search(text) is not None
+
+
+_US_STATES = (
+    "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|"
+    "OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR|GU|VI|AS|MP"
+)
+_CA_PROVINCES = "AB|BC|MB|NB|NL|NS|NT|NU|ON|PE|QC|SK|YT"
+_POSTAL_VALUE = (
+    r"\d{5}-\d{4}|\d{5}-\d{3}|\d{4}-\d{3}|\d{2}-\d{3}|\d{3}\s\d{2}|\d{4}\s?[A-Z]{2}|\d{3,6}"   # US, BR, PT, PL, SE, NL
+    r"|[A-Z]\d[A-Z]\s?\d[A-Z]\d"                                                            # Canada
+    r"|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}"                                                   # United Kingdom
+)
+_CUED_ZIP = re.compile(
+    rf"(?i:zip(?:\s?code)?|postal\scode|post\s?code|postleitzahl|plz|code\spostal)\s*(?:is|:|#|no\.?)?\s*"
+    rf"({_POSTAL_VALUE})(?![\w-])"
+)
+_STATE_ZIP = re.compile(rf"(?<![\w-])(?:{_US_STATES}|{_CA_PROVINCES})(?:,?[ \t]+|\s*\n\s*)(\d{{5}}(?:-\d{{4}})?)(?![\w-])")
+_SHAPED_POSTCODE = re.compile(
+    r"(?<![\w-])([ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z]\s\d[ABCEGHJ-NPRSTV-Z]\d"
+    r"|(?:[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]?)\s\d[ABD-HJLNP-UW-Z]{2})(?![\w-])"
+)
+# A line closing an address block: a few words and a code ("Sweden 99178", "ASKER nan 1386", "53650" alone).
+_BLOCK_END_LINE = re.compile(rf"[ \t>?]*(?:[^\W\d_][\w.,]*[ \t]+){{0,3}}({_POSTAL_VALUE})[ \t]*")
+_LINE = re.compile(r"[^\n]+")
+
+
+class ZipCodeRecognizer:
+    """ZIP and postal codes after a cue word or a state, in a postcode's own shape, or closing an address block."""
+
+    def find(self, text: str) -> Iterator[PiiSpan]:
+        """Every postal code in ``text``."""
+        if not any(char.isdigit() for char in text):
+            return
+        for pattern in (_CUED_ZIP, _STATE_ZIP, _SHAPED_POSTCODE):
+            for match in pattern.finditer(text):
+                yield PiiSpan(*match.span(1), ZIP_CODE)
+        if "\n" in text:
+            yield from _block_end_zips(text)
+
+
+def _block_end_zips(text: str) -> Iterator[PiiSpan]:
+    """Codes closing the lines after an address's street line (a unit, box or street line itself is not one)."""
+    after_street = False
+    for line in _LINE.finditer(text):
+        if has_street_address(line.group()):
+            after_street = True
+            continue
+        match = _BLOCK_END_LINE.fullmatch(line.group()) if after_street else None
+        if match is not None:
+            yield PiiSpan(line.start() + match.start(1), line.start() + match.end(1), ZIP_CODE)
