@@ -1,0 +1,138 @@
+"""Fake values for template placeholders, per Faker locale, and the entity type each one is labeled with.
+
+Three kinds: NER values (what the model learns), pattern values (e-mail, phone, card...: the pattern
+recognizers' job, labeled only when asked) and look-alikes (eponyms, weekdays, months: always "O").
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+from faker import Faker
+
+Kind = Literal["ner", "pattern", "lookalike"]
+Factory = Callable[[Faker, random.Random], str]
+
+
+@cache
+def vocabulary() -> dict[str, list[str]]:
+    """The word lists of ``vocab.json`` (nationalities, religions, titles, eponyms, ...)."""
+    return json.loads(resources.files(__package__).joinpath("vocab.json").read_text(encoding="utf-8"))
+
+
+def _pick(name: str) -> Factory:
+    return lambda fake, rng: rng.choice(vocabulary()[name])
+
+
+def _first_of(fake: Faker, methods: tuple[str, ...]) -> str:
+    # Locales differ in what they provide (state, region, administrative unit...).
+    for method in methods:
+        value = getattr(fake, method, None)
+        if callable(value):
+            result = value()
+            if result:
+                return str(result)
+    return fake.city()
+
+
+def _untitled(name: str) -> str:
+    # Some locales' names start with "Dr." or "Univ.Prof.": that part is a TITLE, not the PERSON.
+    words = name.split()
+    while len(words) > 1 and (words[0].endswith(".") or words[0] in vocabulary()["titles"]):
+        words.pop(0)
+    return " ".join(words)
+
+
+def _person(fake: Faker, rng: random.Random) -> str:
+    shape = rng.random()
+    if shape < 0.55:
+        return _untitled(fake.name()) if rng.random() < 0.5 else f"{fake.first_name()} {fake.last_name()}"
+    if shape < 0.7:
+        return f"{fake.first_name()} {fake.first_name()[0]}. {fake.last_name()}"
+    if shape < 0.8:
+        return f"{fake.first_name()} {fake.first_name()[0]} {fake.last_name()}"
+    if shape < 0.9:
+        return f"{fake.last_name()}, {fake.first_name()}"
+    return f"{fake.first_name()} {fake.last_name()}-{fake.last_name()}"
+
+
+def _secondary(fake: Faker, rng: random.Random) -> str:
+    if hasattr(fake, "secondary_address") and rng.random() < 0.5:
+        return fake.secondary_address()
+    return f"{rng.choice(vocabulary()['unit_words'])} {rng.randint(1, 999)}"
+
+
+def _nrp(fake: Faker, rng: random.Random) -> str:
+    group = rng.choice(("nationalities", "nationalities", "religions", "political_groups"))
+    return rng.choice(vocabulary()[group])
+
+
+def _date(fake: Faker, rng: random.Random) -> str:
+    formats = ("%m/%d/%Y", "%d.%m.%Y", "%Y-%m-%d", "%d %B %Y", "%B %d, %Y", "%d/%m/%y")
+    return fake.date_of_birth(minimum_age=1, maximum_age=95).strftime(rng.choice(formats))
+
+
+def _card(fake: Faker, rng: random.Random) -> str:
+    number = fake.credit_card_number()
+    return " ".join(number[i:i + 4] for i in range(0, len(number), 4)) if rng.random() < 0.3 else number
+
+
+@dataclass(frozen=True, slots=True)
+class Placeholder:
+    """What a ``{{NAME}}`` in a template becomes, and how it is labeled."""
+
+    entity_type: str
+    kind: Kind
+    factory: Factory
+
+
+def _ner(entity_type: str, factory: Factory) -> Placeholder:
+    return Placeholder(entity_type, "ner", factory)
+
+
+def _pattern(entity_type: str, factory: Factory) -> Placeholder:
+    return Placeholder(entity_type, "pattern", factory)
+
+
+def _lookalike(factory: Factory) -> Placeholder:
+    return Placeholder("O", "lookalike", factory)
+
+
+PLACEHOLDERS: dict[str, Placeholder] = {
+    "PERSON": _ner("PERSON", _person),
+    "FIRST_NAME": _ner("PERSON", lambda fake, rng: fake.first_name()),
+    "LAST_NAME": _ner("PERSON", lambda fake, rng: fake.last_name()),
+    "TITLE": _ner("TITLE", _pick("titles")),
+    "ORGANIZATION": _ner("ORGANIZATION", lambda fake, rng: fake.company() if rng.random() < 0.7
+                         else rng.choice(vocabulary()["organizations"])),
+    "CITY": _ner("LOCATION", lambda fake, rng: fake.city()),
+    "COUNTRY": _ner("LOCATION", lambda fake, rng: fake.country() if rng.random() < 0.6
+                    else rng.choice(vocabulary()["countries"])),
+    "STATE": _ner("LOCATION", lambda fake, rng: _first_of(fake, ("state", "administrative_unit", "region"))),
+    "STREET_ADDRESS": _ner("STREET_ADDRESS", lambda fake, rng: fake.street_address()),
+    "FULL_ADDRESS": _ner("STREET_ADDRESS", lambda fake, rng: fake.address()),
+    "STREET_NAME": _ner("STREET_ADDRESS", lambda fake, rng: fake.street_name()),
+    "BUILDING_NUMBER": _ner("STREET_ADDRESS", lambda fake, rng: fake.building_number()),
+    "SECONDARY_ADDRESS": _ner("STREET_ADDRESS", _secondary),
+    "NRP": _ner("NRP", _nrp),
+    "EMAIL_ADDRESS": _pattern("EMAIL_ADDRESS", lambda fake, rng: fake.email()),
+    "PHONE_NUMBER": _pattern("PHONE_NUMBER", lambda fake, rng: fake.phone_number()),
+    "CREDIT_CARD": _pattern("CREDIT_CARD", _card),
+    "DATE": _pattern("DATE_TIME", _date),
+    "ZIP_CODE": _pattern("ZIP_CODE", lambda fake, rng: fake.postcode()),
+    "IBAN_CODE": _pattern("IBAN_CODE", lambda fake, rng: fake.iban()),
+    "US_SSN": _pattern("US_SSN", lambda fake, rng: f"{rng.randint(100, 899)}-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}"),
+    "IP_ADDRESS": _pattern("IP_ADDRESS", lambda fake, rng: fake.ipv4() if rng.random() < 0.8 else fake.ipv6()),
+    "AGE": _pattern("AGE", lambda fake, rng: str(rng.randint(1, 99))),
+    "URL": _pattern("URL", lambda fake, rng: fake.url()),
+    "EPONYM": _lookalike(_pick("eponyms")),
+    "WEEKDAY": _lookalike(_pick("weekdays")),
+    "MONTH": _lookalike(_pick("months")),
+    "LOOKALIKE": _lookalike(_pick("lookalikes")),
+}
