@@ -6,10 +6,13 @@ from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from streamtune_shared.schemas import MetaKey
+from streamtune_shared.schemas import DatasetName, MetaKey
 from streamtune_shared.settings import InfraSettings
 
 from .domain import DEFAULT_META_POLICY, MetaAction, check_pseudonym_key
+from .dp import DatasetDP
+from .generalization import DatasetGeneralization
+from .kanonymity import KAnonymityRule
 
 
 class AnonymizerSettings(BaseSettings):
@@ -25,6 +28,18 @@ class AnonymizerSettings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_META_POLICY),
         description='JSON {"meta key": "keep" | "pseudonymize" | "drop"}; unlisted keys are pseudonymized.',
     )
+    generalization: dict[DatasetName, DatasetGeneralization] = Field(
+        default_factory=dict, description='JSON per dataset: {"ts": "minute"|"hour"|"day", "gps": {"grid_deg": 0.01}'
+                                          ' or {"decimals": 2}, "buckets": {"age": 10}}; off by default.')
+    k_anonymity: dict[DatasetName, KAnonymityRule] = Field(
+        default_factory=dict, description='JSON per dataset: {"quasi_identifiers": ["ts", "lat", "lon"], "k": 5,'
+                                          ' "max_steps": 3, "max_suppressed_fraction": 0.05}; off by default.')
+    dp: dict[DatasetName, DatasetDP] = Field(
+        default_factory=dict, description='JSON per dataset: {"mechanism": "laplace"|"gaussian", "epsilon_per_event",'
+                                          ' "delta", "sensors": {"name": [low, high]}, "budget_epsilon", "window_s"};'
+                                          ' off by default.')
+    dp_metric_devices: int = Field(default=1000, ge=0,
+                                   description="Devices given a spent-epsilon gauge (label cardinality cap).")
     batch_size: int = Field(default=256, ge=1, le=10_000, description="Entries read per XREADGROUP.")
     claim_idle_ms: int = Field(default=30_000, ge=0, description="events.valid entries idle this long are reclaimed.")
     shard_claim_idle_ms: int = Field(default=60_000, ge=0,

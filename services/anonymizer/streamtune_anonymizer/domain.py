@@ -17,6 +17,7 @@ from typing import Literal, TypeVar
 from pydantic import ValidationError
 from streamtune_shared.schemas import MAX_TEXT_CHARS, CleanEvent, FieldError, MetaValue, ValidEvent, field_errors
 
+from .generalization import DatasetGeneralization, generalize_fields
 from .redaction import Redaction, redact_text
 
 MetaAction = Literal["keep", "pseudonymize", "drop"]
@@ -103,6 +104,7 @@ class AnonymizationPolicy:
 
     key: bytes = field(repr=False)
     meta_actions: Mapping[str, MetaAction] = field(default_factory=lambda: dict(DEFAULT_META_POLICY))
+    generalization: Mapping[str, DatasetGeneralization] = field(default_factory=dict)
 
     @cached_property
     def pseudonymize(self) -> Pseudonymizer:
@@ -125,6 +127,19 @@ def anonymize_meta(meta: Mapping[str, MetaValue], policy: AnonymizationPolicy) -
             out[name] = value
         else:
             out[name] = policy.pseudonymize(name, value if isinstance(value, str) else json.dumps(value))
+    return out
+
+
+def generalized_meta(meta: Mapping[str, MetaValue], generalized: Mapping[str, MetaValue],
+                     policy: AnonymizationPolicy) -> dict[str, MetaValue]:
+    """Meta by policy, except that a generalized key keeps its generalized value unless the policy drops it.
+
+    A pseudonym would undo the generalization: it keeps every distinct value apart.
+    """
+    if not generalized:
+        return anonymize_meta(meta, policy)
+    out = anonymize_meta({k: v for k, v in meta.items() if k not in generalized}, policy)
+    out.update({k: v for k, v in generalized.items() if policy.meta_action(k) != "drop"})
     return out
 
 
@@ -154,11 +169,13 @@ def anonymize_event(event: ValidEvent, policy: AnonymizationPolicy, now: datetim
         counts.update(redacted_note.counts)
     # Field by field: iterating a pydantic model (dict(event)) costs more than the rest of this function.
     fields = {name: getattr(event, name) for name in ValidEvent.model_fields}
+    general = generalize_fields(event.ts, event.meta, policy.generalization.get(event.dataset))
     fields.update(
         device_id=policy.pseudonymize("device_id", event.device_id),
+        ts=general.ts,
         text=text,
         notes=tuple(notes),
-        meta=anonymize_meta(event.meta, policy),
+        meta=generalized_meta(event.meta, general.meta, policy),
         redactions=dict(counts),
         anonymized_at=now,
     )

@@ -7,8 +7,9 @@ Logs carry entry ids, event ids, datasets and counts only, never a payload, a te
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 from streamtune_shared import streams
 from streamtune_shared.bus import BatchConsumer, Bus, Entry, Forward, ForwardResult, dead_letter_forward, encode
 from streamtune_shared.datasets import new_shard_id
-from streamtune_shared.schemas import FieldError, field_errors
+from streamtune_shared.schemas import CleanEvent, FieldError, field_errors
 from streamtune_shared.storage import ObjectStore
 
 from . import metrics
@@ -28,6 +29,9 @@ from .domain import (
     decode_clean_event,
     decode_valid_event,
 )
+from .generalization import DatasetGeneralization
+from .kanonymity import KAnonymityRule
+from .private_readings import PrivateReadings
 from .shards import ShardBuffer, build_shard
 
 log = structlog.get_logger(__name__)
@@ -47,22 +51,24 @@ class _Handled(NamedTuple):
     forward: Forward
     event_id: str | None
     redactions: dict[str, int] | None  # None: dead-lettered
+    clean: CleanEvent | None = None
 
 
 class AnonymizeHandler:
     """events.valid -> events.clean, each event_id at most once; bad payloads -> events.dlq."""
 
     def __init__(self, bus: Callable[[], Bus], policy: AnonymizationPolicy, *, dedupe_ttl_s: int,
-                 now: Callable[[], datetime]) -> None:
+                 now: Callable[[], datetime], readings: PrivateReadings | None = None) -> None:
         self._bus = bus
         self._policy = policy
         self._dedupe_ttl_s = dedupe_ttl_s
         self._now = now
+        self._readings = readings
 
     async def process(self, entries: list[Entry]) -> None:
         """Anonymize a batch; every entry is published (or dead-lettered) and acknowledged atomically."""
         now = self._now()
-        handled = [self._handle(entry, now) for entry in entries]
+        handled = await self._private_readings([self._handle(entry, now) for entry in entries], now)
         results = await self._bus().forward(streams.VALID, ANONYMIZE_GROUP, [h.forward for h in handled])
         outcomes, redactions = Counter[str](), Counter[str]()
         for result, published in zip(handled, results, strict=True):
@@ -94,7 +100,16 @@ class AnonymizeHandler:
             return _Handled(self._dead(entry, reason, field_errors(exc), event.event_id), event.event_id, None)
         forward = Forward(entry.id, streams.CLEAN, encode(clean),
                           dedupe_key=DEDUPE_KEY_PREFIX + event.event_id, dedupe_ttl_s=self._dedupe_ttl_s)
-        return _Handled(forward, event.event_id, clean.redactions)
+        return _Handled(forward, event.event_id, clean.redactions, clean)
+
+    async def _private_readings(self, handled: list[_Handled], now: datetime) -> list[_Handled]:
+        """Readings of DP datasets noised or suppressed, their budgets spent in one call, before anything is sent."""
+        if self._readings is None:
+            return handled
+        released = await self._readings.release([h.clean for h in handled], now)
+        return [h if event is h.clean or event is None
+                else h._replace(forward=dataclasses.replace(h.forward, payload=encode(event)), clean=event)
+                for h, event in zip(handled, released, strict=True)]
 
     def _dead(self, entry: Entry, reason: str, errors: Sequence[FieldError], event_id: str | None) -> Forward:
         log.warning("event.dead_lettered", entry_id=entry.id, event_id=event_id, reason=reason, errors=len(errors))
@@ -110,10 +125,14 @@ class ShardWriter:
     """events.clean -> Parquet shards per dataset; entries are acknowledged only once their shard is stored."""
 
     def __init__(self, bus: Callable[[], Bus], store: Callable[[], ObjectStore], buffer: ShardBuffer, *,
-                 claims: Callable[[], BatchConsumer], buffer_limit: int, monotonic: Callable[[], float]) -> None:
+                 claims: Callable[[], BatchConsumer], buffer_limit: int, monotonic: Callable[[], float],
+                 k_anonymity: Mapping[str, KAnonymityRule] | None = None,
+                 generalization: Mapping[str, DatasetGeneralization] | None = None) -> None:
         self._bus = bus
         self._store = store
         self.buffer = buffer
+        self._k_anonymity = dict(k_anonymity or {})
+        self._generalization = dict(generalization or {})
         # The consumer that read the buffered entries: it keeps them claimed until their shard is acked.
         self._claims = claims
         self._buffer_limit = buffer_limit
@@ -207,7 +226,8 @@ class ShardWriter:
             ids = tuple(row.entry_id for row in batch)
             shard_id = self._shard_id(dataset, ids)
             files = await asyncio.to_thread(build_shard, dataset, shard_id, [row.event for row in batch],
-                                            f"anonymizer-{self._consumer}")
+                                            f"anonymizer-{self._consumer}", self._k_anonymity.get(dataset),
+                                            self._generalization.get(dataset))
             store = self._store()
             try:
                 await asyncio.to_thread(store.put_bytes, files.shard_key, files.parquet, PARQUET_TYPE)
@@ -221,9 +241,11 @@ class ShardWriter:
             self.buffer.remove(dataset, ids)
             self._claims().release(ids)
         metrics.SHARDS_WRITTEN.inc()
-        metrics.SHARD_ROWS.inc(len(ids))
+        metrics.SHARD_ROWS.inc(files.manifest.rows)
+        if files.manifest.k_anonymity is not None:
+            metrics.K_ANONYMITY_SUPPRESSED.inc(files.manifest.k_anonymity.suppressed_rows)
         metrics.BUFFERED_ROWS.set(self.buffer.total_rows)
-        log.info("shard.written", dataset=dataset, rows=len(ids), key=files.shard_key)
+        log.info("shard.written", dataset=dataset, rows=files.manifest.rows, entries=len(ids), key=files.shard_key)
 
     def _shard_id(self, dataset: str, ids: tuple[str, ...]) -> str:
         # A retry of the same rows reuses the shard id, so it overwrites what a failed attempt left.

@@ -1,8 +1,8 @@
 """k-anonymity of one shard over configured quasi-identifiers: generalize the shard further, then suppress.
 
 Pure. Rows are grouped into equivalence classes by their quasi-identifier values. While more rows
-sit in classes smaller than k than the rule lets us suppress, the whole shard is generalized one
-step further (global recoding, as in Sweeney's Datafly: one granularity per column per shard, so a
+sit in classes smaller than k than the rule lets us suppress, and a step merges classes, the whole
+shard is generalized one step further (global recoding, as in Sweeney's Datafly: one granularity per column per shard, so a
 reader can tell what a value means). Rows still in classes smaller than k are then dropped from the
 shard: dropping is the only suppression that works for every quasi-identifier, `ts` included
 (a shard row must have a time), and it leaves no half-suppressed row for a trainer to misread.
@@ -74,10 +74,6 @@ def _violations(keys: Sequence[QuasiKey], k: int) -> tuple[Counter[QuasiKey], in
     return sizes, sum(1 for key in keys if sizes[key] < k)
 
 
-def _can_coarsen(rule: KAnonymityRule, rules: DatasetGeneralization | None) -> bool:
-    return rules is not None and any(rules.generalizes(name) for name in rule.quasi_identifiers)
-
-
 def _at_level(event: CleanEvent, rule: KAnonymityRule, rules: DatasetGeneralization | None,
               level: int) -> CleanEvent:
     """The event with its quasi-identifiers stored at ``level``."""
@@ -96,10 +92,12 @@ def enforce_k_anonymity(events: Sequence[CleanEvent], rule: KAnonymityRule,
     level = 0
     keys = [quasi_key(e, rule.quasi_identifiers, rules, level) for e in events]
     sizes, violating = _violations(keys, rule.k)
-    while violating > allowed and level < rule.max_steps and _can_coarsen(rule, rules):
-        level += 1
-        keys = [quasi_key(e, rule.quasi_identifiers, rules, level) for e in events]
-        sizes, violating = _violations(keys, rule.k)
+    while violating > allowed and level < rule.max_steps and rules is not None:
+        coarser = [quasi_key(e, rule.quasi_identifiers, rules, level + 1) for e in events]
+        coarser_sizes, coarser_violating = _violations(coarser, rule.k)
+        if len(coarser_sizes) == len(sizes):
+            break  # the step merges no class: it would only lose detail
+        level, keys, sizes, violating = level + 1, coarser, coarser_sizes, coarser_violating
     kept = [_at_level(e, rule, rules, level) for e, key in zip(events, keys, strict=True) if sizes[key] >= rule.k]
     kept_sizes = [size for size in sizes.values() if size >= rule.k]
     report = KAnonymityReport(k=rule.k, quasi_identifiers=rule.quasi_identifiers, classes=len(kept_sizes),

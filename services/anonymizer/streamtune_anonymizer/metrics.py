@@ -15,3 +15,11 @@ SHARD_ENTRIES = Counter("streamtune_anonymizer_shard_entries_total",
 SHARD_FLUSH_FAILURES = Counter("streamtune_anonymizer_shard_flush_failures_total",
                                "Shard flushes that failed (store or Redis down) and will be retried")
 BUFFERED_ROWS = Gauge("streamtune_anonymizer_shard_buffered_rows", "Rows buffered and not yet in a stored shard")
+DP_EPSILON_SPENT = Gauge("streamtune_anonymizer_dp_epsilon_spent",
+                         "Epsilon a device (pseudonym) spent in a dataset's current budget window, as last seen here; "
+                         "the first ANONYMIZER_DP_METRIC_DEVICES devices only", ["dataset", "device"])
+DP_READINGS = Counter("streamtune_anonymizer_dp_readings_total",
+                      "Readings of DP datasets, by outcome (noised, suppressed_budget, suppressed_no_bounds)",
+                      ["outcome"])
+K_ANONYMITY_SUPPRESSED = Counter("streamtune_anonymizer_k_anonymity_suppressed_rows_total",
+                                 "Rows left out of shards because their class stayed smaller than k")

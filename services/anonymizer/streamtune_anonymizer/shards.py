@@ -12,6 +12,9 @@ from itertools import islice
 from streamtune_shared.datasets import build_manifest, events_to_parquet, manifest_key, shard_key
 from streamtune_shared.schemas import CleanEvent, DatasetShardWritten, ShardManifest
 
+from .generalization import DatasetGeneralization
+from .kanonymity import KAnonymityRule, enforce_k_anonymity
+
 
 @dataclass(frozen=True, slots=True)
 class BufferedEvent:
@@ -101,12 +104,27 @@ class ShardFiles:
                                    rows=m.rows, sha256=m.sha256, min_ts=m.min_ts, max_ts=m.max_ts)
 
 
-def build_shard(dataset: str, shard_id: str, events: Sequence[CleanEvent], writer: str) -> ShardFiles:
-    """The Parquet file and manifest of one shard (the shared dataset contract)."""
+def build_shard(dataset: str, shard_id: str, events: Sequence[CleanEvent], writer: str,
+                k_anonymity: KAnonymityRule | None = None,
+                generalization: DatasetGeneralization | None = None) -> ShardFiles:
+    """The Parquet file and manifest of one shard (the shared dataset contract).
+
+    With a k-anonymity rule, the rows are generalized further or suppressed first, and the manifest
+    reports how; a shard whose rows were all suppressed is stored empty, so its entries are still acked.
+    """
+    manifest_events, report = events, None
+    if k_anonymity is not None:
+        anonymous = enforce_k_anonymity(events, k_anonymity, generalization)
+        events, report = anonymous.events, anonymous.report
+        # An empty shard keeps its input's time range (build_manifest needs one); rows is set below.
+        manifest_events = events or manifest_events
     data = events_to_parquet(events)
+    manifest = build_manifest(dataset, shard_id, manifest_events, data, writer)
+    if report is not None:
+        manifest = manifest.model_copy(update={"rows": len(events), "k_anonymity": report})
     return ShardFiles(
         shard_key=shard_key(dataset, shard_id),
         manifest_key=manifest_key(dataset, shard_id),
         parquet=data,
-        manifest=build_manifest(dataset, shard_id, events, data, writer),
+        manifest=manifest,
     )

@@ -45,8 +45,17 @@ def test_rows_still_below_k_after_the_steps_allowed_are_dropped():
     result = enforce_k_anonymity(rows, rule, RULES)
     assert [e.event_id for e in result.events] == [f"e-{i}" for i in range(20)]
     assert result.report.suppressed_rows == 1
-    # 'site' has no rule, so the shard went as coarse as allowed before suppressing.
-    assert result.report.generalization_level == rule.max_steps
+    # 'site' has no rule and a coarser grid merges no class, so nothing was made coarser for nothing.
+    assert result.report.generalization_level == 0
+    assert {e.meta["lat"] for e in result.events} == {52.51}
+
+
+def test_the_shard_climbs_as_far_as_it_helps_and_no_further():
+    rows = [_row(i, minute=i) for i in range(9)] + [_row(99, minute=24 * 60)]  # the last one a day later
+    rule = KAnonymityRule(quasi_identifiers=("ts",), k=3, max_steps=5, max_suppressed_fraction=0.0)
+    result = enforce_k_anonymity(rows, rule, RULES)
+    # minute -> hour merges the nine; hour -> day merges nothing more; past a day there is no step.
+    assert result.report.generalization_level == 1 and result.report.suppressed_rows == 1
 
 
 def test_a_few_outliers_within_the_suppression_share_do_not_coarsen_everyone():
