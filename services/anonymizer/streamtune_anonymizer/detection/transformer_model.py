@@ -61,7 +61,7 @@ class TransformerEntityModel:
     """Entity spans from a fine-tuned token classifier; batched, windowed, one forward at a time."""
 
     def __init__(self, folder: str | Path, *, max_length: int = 128, batch_size: int = 64,
-                 quantize: bool = False, num_threads: int | None = None) -> None:
+                 quantize: bool = False, num_threads: int | None = None, device: str = "cpu") -> None:
         import torch  # noqa: PLC0415  (seconds of import; only a service that loads a model pays)
         from transformers import AutoModelForTokenClassification, AutoTokenizer  # noqa: PLC0415
 
@@ -71,11 +71,14 @@ class TransformerEntityModel:
         if not self.tokenizer.is_fast:
             raise ValueError(f"{folder.name}: a fast tokenizer is needed for word ids")
         model = AutoModelForTokenClassification.from_pretrained(folder, use_safetensors=True, local_files_only=True)
-        if quantize:
+        if quantize:  # int8 dynamic quantization is a CPU kernel
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        else:
+            model = model.to(device)
         if num_threads:
             torch.set_num_threads(num_threads)
         self.model = model.eval()
+        self.device = "cpu" if quantize else device
         self.max_length = max_length
         self.batch_size = batch_size
         self._torch = torch
@@ -116,7 +119,7 @@ class TransformerEntityModel:
         inputs = [pieces[w.text][w.first:w.stop] for w in chunk]
         encoded = self.tokenizer(inputs, is_split_into_words=True, truncation=True, max_length=self.max_length,
                                  padding=True, return_tensors="pt")
-        logits = self.model(**encoded).logits.float()
+        logits = self.model(**encoded.to(self.device)).logits.float()
         best_scores, best_ids = (t.tolist() for t in self._torch.softmax(logits, dim=-1).max(dim=-1))
         for row, window in enumerate(chunk):
             window_tags, window_scores = word_tags(first_pieces(encoded.word_ids(row)), window.stop - window.first,
