@@ -13,6 +13,7 @@ from .domain import DEFAULT_META_POLICY, MetaAction, check_pseudonym_key
 from .dp import DatasetDP
 from .generalization import DatasetGeneralization
 from .kanonymity import KAnonymityRule
+from .text_policy import TextPolicy
 
 
 class AnonymizerSettings(BaseSettings):
@@ -27,6 +28,11 @@ class AnonymizerSettings(BaseSettings):
     meta_policy: dict[MetaKey, MetaAction] = Field(
         default_factory=lambda: dict(DEFAULT_META_POLICY),
         description='JSON {"meta key": "keep" | "pseudonymize" | "drop"}; unlisted keys are pseudonymized.',
+    )
+    text_policy: TextPolicy = Field(
+        default_factory=TextPolicy,
+        description='JSON {"default": "tag", "types": {"EMAIL": "pseudonym"}, "datasets": {"clinical-notes": '
+                    '{"PERSON": "mask"}}}; actions tag | mask | pseudonym | drop (labeled texts: every token masked).',
     )
     generalization: dict[DatasetName, DatasetGeneralization] = Field(
         default_factory=dict, description='JSON per dataset: {"ts": "minute"|"hour"|"day", "gps": {"grid_deg": 0.01}'

@@ -117,8 +117,8 @@ def apply_spans(text: str, spans: Sequence[PiiSpan], replacement: Callable[[PiiS
 
 def _replace_pieces(value: str, tag: str) -> str:
     # Grouping by str.isspace is exactly how str.split() sees tokens, so their count cannot change.
-    return "".join("".join(chars) if is_space else (tag or MASK_CHAR * len(chars))
-                   for is_space, chars in groupby(value, key=str.isspace))
+    runs = (("".join(chars), is_space) for is_space, chars in groupby(value, key=str.isspace))
+    return "".join(run if is_space else (tag or MASK_CHAR * len(run)) for run, is_space in runs)
 
 
 def _mask_every_token(text: str) -> str:

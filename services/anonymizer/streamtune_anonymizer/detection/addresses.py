@@ -37,18 +37,26 @@ _UNIT = r"(?:apt|apartment|suite|ste|unit|flat|room|rm|floor|fl|bldg|building)(?
 _BOX = (r"(?:p\.?[ \t]?o\.?[ \t]?|post[ \t]office[ \t])box[ \t]#?\d{1,6}"
         r"|(?:psc|cmr|unit)[ \t]\d{1,5},?[ \t]box[ \t]\d{1,5}(?:\s+(?:apo|fpo|dpo)[ \t](?:aa|ae|ap)[ \t]\d{5})?"
         r"|(?:apo|fpo|dpo)[ \t](?:aa|ae|ap)[ \t]\d{5}")
-_STREET = re.compile(
-    rf"(?<![\w-])(?:{_NUMBER}[ \t]+)?{_NUMBER},?[ \t]+{_OPENING}(?:[ \t]+{_NAME_WORD}){{1,3}}"     # 106 Rue Ettatawer
-    rf"|(?<![\w-])(?:{_NUMBER}[ \t]+)?{_NUMBER},?[ \t]+(?:{_NAME_WORD}[ \t]+){{0,3}}(?P<suffix>{_SUFFIX})(?!\w)"
-    rf"|(?<![\w-])(?:{_NUMBER}[ \t]+)?(?:{_ENDING}|{_OPENING}(?:[ \t]+{_NAME_WORD}){{1,3}})[ \t]+{_NUMBER}\.?(?!\w)"
-    rf"|(?<![\w-])(?:{_NAME_WORD}[ \t]+){{1,3}}(?:u\.|utca|út)[ \t]{_NUMBER}\.?(?!\w)"               # Király u. 15.
-    rf"|(?<![\w-])(?:{_NUMBER}[ \t]+)?(?:{_NAME_WORD}[ \t]+){{1,3}}{_NUMBER}(?=,?[ \t]+(?:{_UNIT}))",  # Kuuse 53 Apt. 6
+# Number first ("90 Whitchurch Road", "106 Rue Ettatawer"): tried only where a number starts.
+_NUMBER_FIRST = re.compile(
+    rf"(?=\d)(?<![\w-])(?:{_NUMBER}[ \t]+)?{_NUMBER},?[ \t]+(?:{_OPENING}(?:[ \t]+{_NAME_WORD}){{1,3}}"
+    rf"|(?:{_NAME_WORD}[ \t]+){{0,3}}(?P<suffix>{_SUFFIX})(?!\w))",
     re.IGNORECASE,
 )
+# Name first ("Mellemvej 32", "Via Franscini 71", "Király u. 15.", "Kuuse 53" before "Apt. 6"): matched
+# backwards from each number, so the words of a text are not all tried as the start of a street name.
+_NUMBER_TOKEN = re.compile(rf"(?<![\w-]){_NUMBER}\.?(?!\w)")
+_NAME_BEFORE_NUMBER = re.compile(
+    rf"(?<![\w-])(?:{_NUMBER}[ \t]+)?(?:{_ENDING}|{_OPENING}(?:[ \t]+{_NAME_WORD}){{1,3}}"
+    rf"|(?:{_NAME_WORD}[ \t]+){{1,3}}(?:u\.|utca|út))[ \t]+\Z",
+    re.IGNORECASE,
+)
+_NAMES_BEFORE_NUMBER = re.compile(rf"(?<![\w-])(?:{_NUMBER}[ \t]+)?(?:{_NAME_WORD}[ \t]+){{1,3}}\Z")
+_UNIT_AFTER = re.compile(rf",?[ \t]+(?:{_UNIT})", re.IGNORECASE)
+_LOOK_BEHIND_CHARS = 60
 _UNIT_OR_BOX = re.compile(rf"(?<![\w-])(?:{_BOX}|{_UNIT})(?!\w)", re.IGNORECASE)
 # A "name number" line is a street line when the next line is a unit or a box (the block's shape says so).
-_NAME_NUMBER_LINE = re.compile(rf"[ \t>?]*((?:{_NUMBER}[ \t]+)?(?:{_NAME_WORD}[ \t]+){{1,3}}{_NUMBER})[ \t]*\n"
-                               rf"[ \t>?]*(?={_UNIT}|{_BOX})", re.IGNORECASE)
+_NAME_NUMBER_LINE = re.compile(rf"[ \t>?]*((?:{_NUMBER}[ \t]+)?(?:{_NAME_WORD}[ \t]+){{1,3}}{_NUMBER})[ \t]*\n[ \t>?]*")
 # Name-and-number streets without a street word ("Joaquin Suarez 2906") only right after an address cue.
 _ADDRESS_CUE = (r"(?i:address(?:[ \t]is)?:?|lives?[ \t](?:on|at|in)|living[ \t](?:on|at)|located[ \t]at|"
                 r"moved[ \t]to|is[ \t]at|resides?[ \t](?:on|at)|deliver(?:ed)?[ \t]to|ship(?:ped)?[ \t]to|"
@@ -72,18 +80,49 @@ class StreetAddressRecognizer:
         """Every street address part in ``text``; adjoining parts are joined by the detector's merge."""
         if not any(char.isdigit() for char in text):
             return
-        ends = []
-        for pattern in (_STREET, _UNIT_OR_BOX):
-            for match in pattern.finditer(text):
-                if _is_street_word(match):
-                    ends.append(match.end())
-                    yield PiiSpan(*match.span(), STREET_ADDRESS)
-        for pattern, group in ((_CUED_STREET, 1), (_NAME_NUMBER_LINE, 1)):
-            for match in pattern.finditer(text):
-                ends.append(match.end(group))
-                yield PiiSpan(*match.span(group), STREET_ADDRESS)
+        spans = [*_street_lines(text), *_name_first_streets(text)]
+        spans += [PiiSpan(*m.span(), STREET_ADDRESS) for m in _UNIT_OR_BOX.finditer(text)]
+        yield from spans
+        ends = [span.end for span in spans]
+        for match in _CUED_STREET.finditer(text):
+            ends.append(match.end(1))
+            yield PiiSpan(*match.span(1), STREET_ADDRESS)
+        for span in _lines_above_units(text):
+            ends.append(span.end)
+            yield span
         if "\n" in text:
             yield from _continuations(text, ends)
+
+
+def _street_lines(text: str) -> Iterator[PiiSpan]:
+    for match in _NUMBER_FIRST.finditer(text):
+        if _is_street_word(match):
+            yield PiiSpan(*match.span(), STREET_ADDRESS)
+
+
+def _name_first_streets(text: str) -> Iterator[PiiSpan]:
+    for number in _NUMBER_TOKEN.finditer(text):
+        start = number.start()
+        if start < 2 or text[start - 1] not in " \t" or not (text[start - 2].isalpha() or text[start - 2] == "."):
+            continue  # a street name ends in a letter or an abbreviation's dot right before the number
+        lo = max(0, start - _LOOK_BEHIND_CHARS)
+        name = _NAME_BEFORE_NUMBER.search(text, lo, start)
+        if name is None and _UNIT_AFTER.match(text, number.end()):
+            name = _NAMES_BEFORE_NUMBER.search(text, lo, start)
+        if name is not None:
+            yield PiiSpan(name.start(), number.end(), STREET_ADDRESS)
+
+
+def _lines_above_units(text: str) -> Iterator[PiiSpan]:
+    """Name-and-number lines right above a line that opens with a unit or a box."""
+    for unit in _UNIT_OR_BOX.finditer(text):
+        line_start = text.rfind("\n", 0, unit.start()) + 1
+        if line_start == 0:
+            continue
+        above = text.rfind("\n", 0, line_start - 1) + 1
+        match = _NAME_NUMBER_LINE.fullmatch(text, above, unit.start())
+        if match is not None:
+            yield PiiSpan(*match.span(1), STREET_ADDRESS)
 
 
 def _is_street_word(match: re.Match[str]) -> bool:
@@ -107,7 +146,8 @@ def _continuations(text: str, ends: list[int]) -> Iterator[PiiSpan]:
 
 def has_street_address(text: str) -> bool:
     """Whether ``text`` holds a street line, a unit or a box (evidence for a ZIP code at a line's end)."""
-    return _STREET.search(text) is not None or _UNIT_OR_BOX.search(text) is not None
+    return (_NUMBER_FIRST.search(text) is not None or _UNIT_OR_BOX.search(text) is not None
+            or next(_name_first_streets(text), None) is not None)
 
 
 _US_STATES = (

@@ -54,7 +54,17 @@ class DateRecognizer:
     def find(self, text: str) -> Iterator[PiiSpan]:
         """Every date in ``text``, with its time where one is attached."""
         for match in _DATE.finditer(text):
-            yield PiiSpan(*match.span(), DATE)
+            if not _impossible_day_month(match.group()):
+                yield PiiSpan(*match.span(), DATE)
+
+
+def _impossible_day_month(candidate: str) -> bool:
+    # 13/13/2020 is neither day/month nor month/day.
+    parts = _DAY_MONTH.search(candidate)
+    return parts is not None and int(parts.group(1)) > 12 and int(parts.group(2)) > 12
+
+
+_DAY_MONTH = re.compile(r"(?<!\d)(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}(?!\d)")
 
 
 class YearRecognizer:
