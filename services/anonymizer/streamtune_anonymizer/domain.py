@@ -151,15 +151,17 @@ def redact_event_text(text: str) -> Redaction:
     return redacted
 
 
-def anonymize_event(event: ValidEvent, policy: AnonymizationPolicy, now: datetime) -> CleanEvent:
+def anonymize_event(event: ValidEvent, policy: AnonymizationPolicy, now: datetime, *,
+                    redacted_text: Redaction | None = None) -> CleanEvent:
     """The clean copy of an event: device id and meta pseudonymized, PII in text and notes replaced.
 
-    Whitespace tokens of the text keep their count, so BIO labels stay aligned.
+    Whitespace tokens of the text keep their count, so BIO labels stay aligned. ``redacted_text`` is the
+    text's redaction when the caller did a whole batch at once (``redaction.redact_texts``).
     """
     counts: Counter[str] = Counter()
     text = None
     if event.text is not None:
-        redacted = redact_event_text(event.text)
+        redacted = redacted_text if redacted_text is not None else redact_event_text(event.text)
         text = redacted.text
         counts.update(redacted.counts)
     notes = []

@@ -57,18 +57,25 @@ def redact_text(text: str, *, compact: bool = False) -> Redaction:
     return apply_spans(text, spans, lambda span, value: COMPACT_MASK if compact else f"<{span.pii_type}>")
 
 
-def redact_texts(texts: Sequence[str], detector: PiiDetector, policy: TextPolicy, *, dataset: str | None = None,
-                 labeled: Sequence[bool] | None = None, pseudonym_of: PseudonymOf | None = None,
-                 compact: bool = False) -> list[Redaction]:
-    """Redact a batch with one detector call, each PII type by the policy's action for ``dataset``.
+def redact_texts(texts: Sequence[str], detector: PiiDetector, policy: TextPolicy, *,
+                 datasets: Sequence[str | None] | None = None, labeled: Sequence[bool] | None = None,
+                 pseudonym_of: PseudonymOf | None = None, max_chars: int | None = None) -> list[Redaction]:
+    """Redact a batch with one detector call, each PII type by the policy's action for the text's dataset.
 
     ``drop`` makes a text None, except a labeled one (``labeled[i]``), whose every token is masked
-    instead so that it keeps its token count. ``pseudonym`` needs ``pseudonym_of``.
+    instead so that it keeps its token count. ``pseudonym`` needs ``pseudonym_of``. A result longer
+    than ``max_chars`` is redone with one-character masks, which never make a text longer.
     """
     spans_per_text = detector.detect(texts)
+    dataset_of = datasets if datasets is not None else [None] * len(texts)
     flags = labeled if labeled is not None else [False] * len(texts)
-    return [_redact_one(text, spans, policy.actions_for(dataset), is_labeled, pseudonym_of, compact)
-            for text, spans, is_labeled in zip(texts, spans_per_text, flags, strict=True)]
+    results = []
+    for text, spans, dataset, is_labeled in zip(texts, spans_per_text, dataset_of, flags, strict=True):
+        redacted = _redact_one(text, spans, policy.actions_for(dataset), is_labeled, pseudonym_of, False)
+        if max_chars is not None and redacted.text is not None and len(redacted.text) > max_chars:
+            redacted = _redact_one(text, spans, policy.actions_for(dataset), is_labeled, pseudonym_of, True)
+        results.append(redacted)
+    return results
 
 
 def keyed_pseudonyms(pseudonymize: Callable[[str, str], str]) -> PseudonymOf:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from streamtune_anonymizer.domain import Pseudonymizer
+from streamtune_anonymizer.domain import AnonymizationPolicy, Pseudonymizer, anonymize_event
 from streamtune_anonymizer.redaction import keyed_pseudonyms, pattern_detector, redact_text, redact_texts
 from streamtune_anonymizer.text_policy import TextPolicy
+from streamtune_shared.schemas import ValidEvent
 
 KEY = b"unit-test-key-0123456789abcdefghijklmnopqrstuv"
 PSEUDONYMS = keyed_pseudonyms(Pseudonymizer(KEY))
@@ -55,11 +58,11 @@ def test_a_pseudonym_spanning_tokens_repeats_once_per_token():
 
 def test_drop_removes_an_unlabeled_text_and_masks_a_labeled_one():
     policy = TextPolicy(datasets={"support": {"EMAIL": "drop"}})
-    dropped, masked = _redact([TEXT, TEXT], policy, dataset="support", labeled=[False, True])
+    dropped, masked = _redact([TEXT, TEXT], policy, datasets=["support", "support"], labeled=[False, True])
     assert dropped.text is None
     assert masked.text == " ".join("*" * len(token) for token in TEXT.split())
     assert masked.counts == {"EMAIL": 1, "PHONE": 1}
-    assert _redact([TEXT], policy, dataset="other")[0].text == "Mail <EMAIL> or call <PHONE> <PHONE> <PHONE>"
+    assert _redact([TEXT], policy, datasets=["other"])[0].text == "Mail <EMAIL> or call <PHONE> <PHONE> <PHONE>"
 
 
 def test_pseudonyms_need_a_pseudonym_function():
@@ -80,3 +83,19 @@ def test_redaction_never_changes_the_number_of_whitespace_tokens(parts, action):
     [redacted] = _redact([text], TextPolicy(default=action))
     assert len(redacted.text.split()) == len(text.split())
     assert len(redact_text(text, compact=True).text.split()) == len(text.split())
+
+
+def test_a_result_past_the_length_limit_falls_back_to_one_character_masks():
+    [redacted] = _redact([TEXT], TextPolicy(default="pseudonym"), max_chars=len(TEXT))
+    assert redacted.text == "Mail * or call * * *"
+
+
+def test_anonymize_event_uses_the_batch_redaction_of_its_text():
+    event = ValidEvent.model_validate({
+        "schema_version": 1, "event_id": "e-1", "device_id": "pump-7", "dataset": "support", "ts": "2026-11-28T11:59:00Z",
+        "readings": {}, "text": TEXT, "label": None, "meta": {}, "ingested_at": "2026-11-28T11:59:01Z"})
+    [redacted] = _redact([TEXT], TextPolicy(default="pseudonym"), datasets=[event.dataset])
+    clean = anonymize_event(event, AnonymizationPolicy(key=KEY), datetime(2026, 11, 28, 12, tzinfo=UTC),
+                            redacted_text=redacted)
+    assert clean.text == redacted.text and "<EMAIL_" in clean.text
+    assert clean.redactions == {"EMAIL": 1, "PHONE": 1}
