@@ -54,6 +54,7 @@ _NAME_BEFORE_NUMBER = re.compile(
 _NAMES_BEFORE_NUMBER = re.compile(rf"(?<![\w-])(?:{_NUMBER}[ \t]+)?(?:{_NAME_WORD}[ \t]+){{1,3}}\Z")
 _UNIT_AFTER = re.compile(rf",?[ \t]+(?:{_UNIT})", re.IGNORECASE)
 _LOOK_BEHIND_CHARS = 60
+_DIGIT = re.compile(r"\d")
 _UNIT_OR_BOX = re.compile(rf"(?<![\w-])(?:{_BOX}|{_UNIT})(?!\w)", re.IGNORECASE)
 # A "name number" line is a street line when the next line is a unit or a box (the block's shape says so).
 _NAME_NUMBER_LINE = re.compile(rf"[ \t>?]*((?:{_NUMBER}[ \t]+)?(?:{_NAME_WORD}[ \t]+){{1,3}}{_NUMBER})[ \t]*\n[ \t>?]*")
@@ -78,7 +79,7 @@ class StreetAddressRecognizer:
 
     def find(self, text: str) -> Iterator[PiiSpan]:
         """Every street address part in ``text``; adjoining parts are joined by the detector's merge."""
-        if not any(char.isdigit() for char in text):
+        if not _DIGIT.search(text):
             return
         spans = [*_street_lines(text), *_name_first_streets(text)]
         spans += [PiiSpan(*m.span(), STREET_ADDRESS) for m in _UNIT_OR_BOX.finditer(text)]
@@ -179,7 +180,7 @@ class ZipCodeRecognizer:
 
     def find(self, text: str) -> Iterator[PiiSpan]:
         """Every postal code in ``text``."""
-        if not any(char.isdigit() for char in text):
+        if not _DIGIT.search(text):
             return
         for pattern in (_CUED_ZIP, _STATE_ZIP, _SHAPED_POSTCODE):
             for match in pattern.finditer(text):

@@ -48,11 +48,25 @@ _AGE_AFTER = re.compile(  # a word comes first: aged 42, age: 42, age of 42, tur
 )
 
 
+_DIGIT = re.compile(r"\d")
+_WORD_STEMS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec", "day")
+
+
+def _may_hold_a_date(text: str) -> bool:
+    # Cheap C-level checks that let most texts skip the date pattern: a digit, a month stem or "day".
+    if _DIGIT.search(text):
+        return True
+    lowered = text.lower()
+    return any(stem in lowered for stem in _WORD_STEMS)
+
+
 class DateRecognizer:
     """Dates (numeric, ISO with a time, written out) and weekdays; a clock time alone identifies no one."""
 
     def find(self, text: str) -> Iterator[PiiSpan]:
         """Every date in ``text``, with its time where one is attached."""
+        if not _may_hold_a_date(text):
+            return
         for match in _DATE.finditer(text):
             if not _impossible_day_month(match.group()):
                 yield PiiSpan(*match.span(), DATE)
@@ -72,6 +86,8 @@ class YearRecognizer:
 
     def find(self, text: str) -> Iterator[PiiSpan]:
         """Every cued year in ``text``: the year itself."""
+        if not _DIGIT.search(text):
+            return
         for match in _CUED_YEAR.finditer(text):
             yield PiiSpan(*match.span(1), DATE)
 
@@ -81,6 +97,8 @@ class AgeRecognizer:
 
     def find(self, text: str) -> Iterator[PiiSpan]:
         """Every age in ``text``."""
+        if not _DIGIT.search(text):
+            return
         for pattern in (_AGE_BEFORE, _AGE_AFTER):
             for match in pattern.finditer(text):
                 group = 1 if match.group(1) is not None else 2
