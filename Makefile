@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := shared services/ingestion services/anonymizer services/trainer services/predictor
+PACKAGES := shared services/ingestion services/anonymizer services/trainer services/predictor services/cli
 STACK := $(BIN)/python deploy/local/stack.py
 PYTEST_ARGS ?=
 
