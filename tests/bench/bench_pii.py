@@ -11,9 +11,9 @@ batched the same way. Scores come from ``detection.evaluation``: token- and span
 precision, overall ("PII": any type counts) and per type, plus texts/s (best of --repeats passes) and
 the ratios streamtune / Presidio. Per-type ratios use Presidio's coarser types (LOCATION covers GPE and
 STREET_ADDRESS) on both sides, so like is compared with like. It also counts the clinical-notes fixture's
-words that spaCy redacts, with and without the eponym filter, and how many lie in disease mentions. Presidio needs the bench requirements
-(``pip install -r tests/bench/requirements.txt``); it runs offline: a model download or a public-suffix
-fetch raises instead.
+words that spaCy redacts, with and without the eponym filter, and how many lie in disease mentions.
+Presidio needs the bench requirements (``pip install -r tests/bench/requirements.txt``); it runs offline:
+a model download or a public-suffix fetch raises instead.
 """
 
 from __future__ import annotations
