@@ -18,7 +18,7 @@ charged for the sensors it actually carries.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Self
 
@@ -74,6 +74,18 @@ def laplace_measurement(scale: float) -> dp.Measurement:
     return dp.m.make_laplace(dp.atom_domain(T=float, nan=False), dp.absolute_distance(T=float), scale=scale)
 
 
+def vector_noise(mechanism: Mechanism, scale: float) -> dp.Measurement:
+    """The same mechanism on a vector: independent noise of ``scale`` on each element, in one call.
+
+    Each element is a different event's reading, so each gets exactly the scalar mechanism's noise;
+    one call per sensor and batch saves the per-call cost of the exact samplers.
+    """
+    domain = dp.vector_domain(dp.atom_domain(T=float, nan=False))
+    if mechanism == "laplace":
+        return dp.m.make_laplace(domain, dp.l1_distance(T=float), scale=scale)
+    return dp.m.make_gaussian(domain, dp.l2_distance(T=float), scale=scale)
+
+
 def gaussian_measurement(scale: float, delta: float) -> dp.Measurement:
     """OpenDP's Gaussian mechanism on one float, its zCDP converted to (epsilon, delta) at ``delta``."""
     gaussian = dp.m.make_gaussian(dp.atom_domain(T=float, nan=False), dp.absolute_distance(T=float), scale=scale)
@@ -91,22 +103,43 @@ def measurement(mechanism: Mechanism, scale: float, delta: float | None = None) 
 
 def calibrate_scale(mechanism: Mechanism, sensitivity: float, epsilon: float, delta: float | None = None) -> float:
     """The smallest noise scale OpenDP's privacy map proves ``(epsilon[, delta])``-DP at ``sensitivity``."""
-    budget = epsilon if mechanism == "laplace" else (epsilon, delta)
-    return float(dp.binary_search_param(lambda s: measurement(mechanism, s, delta), d_in=sensitivity, d_out=budget))
+    if mechanism == "laplace":
+        return float(dp.binary_search_param(laplace_measurement, d_in=sensitivity, d_out=epsilon))
+    if delta is None:
+        raise ValueError("the gaussian mechanism needs a delta")
+    return float(dp.binary_search_param(lambda s: gaussian_measurement(s, delta), d_in=sensitivity,
+                                        d_out=(epsilon, delta), bounds=gaussian_scale_bracket(sensitivity, epsilon,
+                                                                                              delta)))
+
+
+def gaussian_scale_bracket(sensitivity: float, epsilon: float, delta: float) -> tuple[float, float]:
+    """Scales between which OpenDP's search for the Gaussian looks (unbounded, it overflows on small ones).
+
+    Below: rho-zCDP gives epsilon > rho, so rho < epsilon, i.e. scale > sensitivity / sqrt(2 epsilon).
+    Above: rho + 2 sqrt(rho ln(1/delta)) <= epsilon (Bun and Steinke) is enough, so that rho's scale suffices.
+    """
+    log_inv_delta = math.log(1 / delta)
+    rho_enough = (math.sqrt(log_inv_delta + epsilon) - math.sqrt(log_inv_delta)) ** 2
+    return sensitivity / math.sqrt(2 * epsilon), 1.01 * sensitivity / math.sqrt(2 * rho_enough)
 
 
 @dataclass(frozen=True)
 class SensorNoise:
-    """One declared sensor: its bounds and the calibrated OpenDP measurement."""
+    """One declared sensor: its bounds, the calibrated scale and OpenDP's mechanism at that scale."""
 
     low: float
     high: float
     scale: float  # Laplace b, or the Gaussian's standard deviation
-    measurement: dp.Measurement
+    measurement: dp.Measurement  # proves the per-reading (epsilon, delta) the scale was calibrated to
+    noise: dp.Measurement  # the same noise, element-wise on a vector
 
     def release(self, value: float) -> float:
         """The reading clamped to ``[low, high]``, then noised."""
-        return float(self.measurement(min(max(float(value), self.low), self.high)))
+        return self.release_many([value])[0]
+
+    def release_many(self, values: Sequence[float]) -> list[float]:
+        """Readings of different events, each clamped to ``[low, high]`` and noised independently."""
+        return [float(v) for v in self.noise([min(max(float(v), self.low), self.high) for v in values])]
 
 
 @dataclass(frozen=True)
@@ -128,15 +161,25 @@ class ReadingPrivacy:
 
     def release(self, event: CleanEvent) -> CleanEvent:
         """The event with declared readings noised and undeclared ones suppressed (never passed raw)."""
-        readings: dict[str, float | None] = {}
-        notes = list(event.notes)
-        for name, value in event.readings.items():
-            noise = self.sensors.get(name)
-            if noise is None:
-                notes.append(NO_BOUNDS_NOTE.format(sensor=name))
-            else:
-                readings[name] = None if value is None else noise.release(value)
-        return event.model_copy(update={"readings": readings, "notes": tuple(notes)})
+        return self.release_many([event])[0]
+
+    def release_many(self, events: Sequence[CleanEvent]) -> list[CleanEvent]:
+        """``release`` for a batch, with one noise call per declared sensor."""
+        column: dict[str, list[tuple[int, float]]] = {}
+        for i, event in enumerate(events):
+            for name, value in event.readings.items():
+                if value is not None and name in self.sensors:
+                    column.setdefault(name, []).append((i, value))
+        noised: dict[tuple[int, str], float] = {}
+        for name, cells in column.items():
+            released = self.sensors[name].release_many([value for _, value in cells])
+            noised.update({(i, name): value for (i, _), value in zip(cells, released, strict=True)})
+        return [self._rebuilt(i, event, noised) for i, event in enumerate(events)]
+
+    def _rebuilt(self, i: int, event: CleanEvent, noised: Mapping[tuple[int, str], float]) -> CleanEvent:
+        readings = {name: noised.get((i, name)) for name in event.readings if name in self.sensors}
+        notes = [NO_BOUNDS_NOTE.format(sensor=name) for name in event.readings if name not in self.sensors]
+        return event.model_copy(update={"readings": readings, "notes": (*event.notes, *notes)})
 
     @staticmethod
     def suppress(event: CleanEvent) -> CleanEvent:
@@ -151,4 +194,5 @@ def reading_privacy(configs: Mapping[str, DatasetDP]) -> dict[str, ReadingPrivac
 
 def _sensor_noise(config: DatasetDP, low: float, high: float) -> SensorNoise:
     scale = calibrate_scale(config.mechanism, high - low, config.epsilon_per_sensor, config.delta_per_sensor)
-    return SensorNoise(low, high, scale, measurement(config.mechanism, scale, config.delta_per_sensor))
+    return SensorNoise(low, high, scale, measurement(config.mechanism, scale, config.delta_per_sensor),
+                       vector_noise(config.mechanism, scale))

@@ -50,19 +50,25 @@ class PrivateReadings:
         charges = [self._charge(event) for event in events]
         asked = [c for c in charges if c is not None]
         grants = iter(await self._ledger().spend(asked, now) if asked else [])
-        released: list[CleanEvent | None] = []
+        released: list[CleanEvent | None] = list(events)
+        granted: dict[str, list[int]] = {}
         outcomes: Counter[str] = Counter()
-        for event, charge in zip(events, charges, strict=True):
+        for i, (event, charge) in enumerate(zip(events, charges, strict=True)):
             privacy = self._privacy.get(event.dataset) if event is not None else None
             if event is None or privacy is None:
-                released.append(event)
                 continue
             grant = next(grants) if charge is not None else Grant(True, 0.0)
             if charge is not None:
                 self._show_spent(charge, grant)
-            out = privacy.release(event) if grant.granted else privacy.suppress(event)
+            if grant.granted:
+                granted.setdefault(event.dataset, []).append(i)
+            else:
+                released[i] = privacy.suppress(event)
             _count(outcomes, event, privacy, grant.granted)
-            released.append(out)
+        for dataset, indexes in granted.items():
+            noised = self._privacy[dataset].release_many([events[i] for i in indexes])
+            for i, event in zip(indexes, noised, strict=True):
+                released[i] = event
         for outcome, count in outcomes.items():
             metrics.DP_READINGS.labels(outcome).inc(count)
         return released

@@ -46,6 +46,15 @@ def test_gaussian_scale_is_the_smallest_that_opendp_proves_epsilon_delta():
     assert gaussian_measurement(scale * 0.99, 1e-6).map(10.0)[0] > 0.5
 
 
+@pytest.mark.parametrize(("sensitivity", "epsilon", "delta"), [
+    (300.0, 0.125, 1.25e-7), (1e-3, 10.0, 1e-4), (1e6, 0.01, 1e-10), (1.0, 1.0, 1e-6)])
+def test_gaussian_calibration_holds_at_extreme_settings(sensitivity, epsilon, delta):
+    # Unbounded, OpenDP's search overflowed on some of these (300, 0.125, 1.25e-7 is 8 sensors at 1.0, 1e-6).
+    scale = calibrate_scale("gaussian", sensitivity, epsilon, delta)
+    spent = gaussian_measurement(scale, delta).map(sensitivity)[0]
+    assert epsilon * 0.98 < spent <= epsilon * (1 + 1e-9)
+
+
 def test_laplace_noise_has_the_variance_of_its_scale():
     noise = _laplace().sensors["temp"]
     draws = [noise.release(5.0) for _ in range(DRAWS)]
@@ -100,3 +109,24 @@ def test_budget_rounding_never_overspends_and_windows_are_fixed():
     assert to_micro(1 / 3, round_up=False) == 333_333
     assert window_index(T0, 3600) == window_index(T0.replace(minute=59), 3600) != window_index(
         T0.replace(hour=13), 3600)
+
+
+def test_the_batched_noise_gives_each_reading_the_guarantee_of_the_scalar_mechanism():
+    import opendp.prelude as dp
+
+    for mechanism, config in (("laplace", {}), ("gaussian", {"delta": 1e-6})):
+        noise = ReadingPrivacy.calibrated(DatasetDP(mechanism=mechanism, epsilon_per_event=1.0, budget_epsilon=5.0,
+                                                    sensors={"temp": (0.0, 10.0)}, **config)).sensors["temp"]
+        scalar = (dp.m.make_laplace if mechanism == "laplace" else dp.m.make_gaussian)(
+            dp.atom_domain(T=float, nan=False), dp.absolute_distance(T=float), scale=noise.scale)
+        # One event's reading moves by at most high - low, in one element of the batch vector.
+        assert noise.noise.map(10.0) == pytest.approx(scalar.map(10.0))
+
+
+def test_a_batch_release_keeps_each_event_its_own_noised_readings():
+    privacy = _laplace()
+    events = [_event({"temp": 5.0, "flow": 50.0}), _event({"flow": None}), _event({"temp": 5.0, "rpm": 1.0})]
+    released = privacy.release_many(events)
+    assert [set(e.readings) for e in released] == [{"temp", "flow"}, {"flow"}, {"temp"}]
+    assert released[1].readings["flow"] is None and released[0].readings["temp"] != released[2].readings["temp"]
+    assert [len(e.notes) for e in released] == [0, 0, 1]
