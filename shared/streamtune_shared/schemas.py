@@ -439,4 +439,7 @@ class Prediction(BaseModel):
     task: Task
     outputs: PredictionOutputs
     latency_ms: float
+    rollout: Literal["primary", "canary", "shadow"] = Field(
+        default="primary", description="Which side of a rollout made it: the primary version, a canary (a stable "
+                                       "share of events), or a shadow (predictions.shadow only).")
     predicted_at: AwareDatetime = Field(default_factory=utcnow)

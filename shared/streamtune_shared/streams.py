@@ -9,6 +9,8 @@ TRAIN_REQUESTS = "train.requests"
 TRAIN_STATUS = "train.status"
 MODELS_PUBLISHED = "models.published"
 PREDICTIONS = "predictions"
+PREDICTIONS_SHADOW = "predictions.shadow"
+MODELS_CONTROL = "models.control"
 
 # Every entry carries one field holding a JSON document.
 PAYLOAD_FIELD = "payload"

@@ -96,3 +96,43 @@ class InMemoryObjectStore:
 
     def delete(self, key: str) -> None:
         self.objects.pop(key, None)
+
+
+class InMemoryRolloutControl:
+    """The rollout control of one predictor process on an in-memory store (no Redis, no lock needed)."""
+
+    def __init__(self, store: InMemoryObjectStore, layout: Any = None, consumer: str = "test-predictor") -> None:
+        from .model_registry import RegistryLayout  # noqa: PLC0415 - keeps this module's imports light
+
+        self.store, self.layout, self.consumer = store, layout or RegistryLayout(), consumer
+        self.applied_revisions: dict[str, int] = {}
+        self.notices: list[Any] = []
+        self.beats = 0
+        self.shadow: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+
+    async def change(self, dataset: str, change: Callable[[Any, Any], Any]) -> Any:
+        from .rollout import RolloutChanged, read_state, write_state  # noqa: PLC0415
+        from .schemas import utcnow  # noqa: PLC0415
+
+        current = read_state(self.store, self.layout, dataset)
+        changed = change(current, utcnow())
+        if changed is not None:
+            write_state(self.store, self.layout, changed)
+            self.notices.append(RolloutChanged(dataset=dataset, revision=changed.revision,
+                                               action=changed.changed_by, at=changed.updated_at))
+        return changed
+
+    async def applied(self, dataset: str, revision: int) -> None:
+        self.applied_revisions[dataset] = revision
+
+    async def heartbeat(self) -> None:
+        self.beats += 1
+
+    async def leave(self, datasets: list[str]) -> None:
+        for dataset in datasets:
+            self.applied_revisions.pop(dataset, None)
+
+    async def add_shadow_agreement(self, dataset: str, version: str, compared: int, agreement: float) -> None:
+        totals = self.shadow[(dataset, version)]
+        totals[0] += compared
+        totals[1] += agreement

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from streamtune_shared.schemas import MAX_TEXT_CHARS, DatasetName, ModelName, PredictionOutputs, Task
 
 from .metrics import HTTP_TEXTS
-from .registry import ModelRegistry
+from .registry import ModelRegistry, ServingModel
 
 log = structlog.get_logger(__name__)
 
@@ -57,13 +57,8 @@ def create_http_app(registry: ModelRegistry) -> FastAPI:
     @api.post("/predict", response_model=PredictResponse)
     async def predict(request: PredictRequest) -> PredictResponse:
         """Predict one text or up to 64; 404 for an unknown model or dataset, 503 while it is not loaded."""
-        name = request.model if request.model is not None else registry.model_for(request.dataset or "")
-        if name is None or name not in registry.names:
-            what = f"model {request.model!r}" if request.model is not None else f"dataset {request.dataset!r}"
-            raise HTTPException(status_code=404, detail=f"no model is configured for {what}")
-        serving = registry.get(name)
-        if serving is None:
-            raise HTTPException(status_code=503, detail=f"model {name!r} is not loaded yet")
+        serving = _serving(registry, request)
+        name = serving.name
         texts = request.texts if request.texts is not None else [request.text or ""]
         outputs = await asyncio.to_thread(serving.predict, texts)
         HTTP_TEXTS.labels(name).inc(len(texts))
@@ -71,3 +66,22 @@ def create_http_app(registry: ModelRegistry) -> FastAPI:
         return PredictResponse(model=name, version=serving.version, task=serving.task, outputs=outputs)
 
     return api
+
+
+def _serving(registry: ModelRegistry, request: PredictRequest) -> ServingModel:
+    """The primary version that answers: by model name, or the one serving the dataset (404 / 503 otherwise)."""
+    if request.model is not None:
+        if request.model not in registry.model_names():
+            raise HTTPException(status_code=404, detail=f"no model is configured for model {request.model!r}")
+        serving = registry.by_model(request.model)
+        what = f"model {request.model!r}"
+    else:
+        dataset = request.dataset or ""
+        if not registry.serves(dataset):
+            raise HTTPException(status_code=404, detail=f"no model is configured for dataset {dataset!r}")
+        route = registry.route(dataset)
+        serving = route.primary if route is not None else None
+        what = f"the model of dataset {dataset!r}"
+    if serving is None:
+        raise HTTPException(status_code=503, detail=f"{what} is not loaded yet")
+    return serving

@@ -1,4 +1,4 @@
-"""Wiring the predictor: consumer of events.clean, model reloader, POST /predict, probes."""
+"""Wiring the predictor: consumer of events.clean, rollout follower, POST /predict, probes."""
 
 from __future__ import annotations
 
@@ -7,26 +7,29 @@ from dataclasses import dataclass
 import torch
 from faststream.asgi import AsgiFastStream
 from streamtune_shared import streams
-from streamtune_shared.bus import Bus, ConsumerSpec
+from streamtune_shared.bus import Bus, ConsumerSpec, consumer_name
 from streamtune_shared.model_registry import RegistryLayout
+from streamtune_shared.rollout_control import RedisRolloutControl
 from streamtune_shared.service import ServiceRuntime
 from streamtune_shared.storage import ObjectStore
 
 from .api import create_http_app
 from .config import PredictorSettings
+from .feeds import ControlFeed, RedisControlFeed
 from .handlers import GROUP, STAGE, PredictionHandler
 from .loading import load_version
 from .registry import ModelRegistry
-from .reloading import AnnouncementFeed, ModelReloader, RedisAnnouncementFeed
+from .reloading import RolloutControl, RolloutFollower
 
 
 @dataclass
 class PredictorDeps:
-    """What tests may replace: the bus, the object store, the source of announcements."""
+    """What tests may replace: the bus, the object store, the announcement feed, the rollout control."""
 
     bus: Bus | None = None
     store: ObjectStore | None = None
-    announcements: AnnouncementFeed | None = None
+    feed: ControlFeed | None = None
+    control: RolloutControl | None = None
 
 
 @dataclass
@@ -37,7 +40,7 @@ class PredictorService:
     runtime: ServiceRuntime
     registry: ModelRegistry
     handler: PredictionHandler
-    reloader: ModelReloader
+    follower: RolloutFollower
 
 
 def build_service(settings: PredictorSettings, deps: PredictorDeps | None = None) -> PredictorService:
@@ -47,28 +50,34 @@ def build_service(settings: PredictorSettings, deps: PredictorDeps | None = None
         torch.set_num_threads(settings.num_threads)
     runtime = ServiceRuntime(settings.infra, name="predictor", bus=deps.bus, store=deps.store, needs_store=True)
     registry = ModelRegistry(settings.models, settings.pinned)
-    spec = ConsumerSpec(streams.CLEAN, GROUP, stage=STAGE, max_records=settings.batch_size,
+    layout = RegistryLayout(settings.infra.models_prefix)
+    spec = ConsumerSpec(streams.CLEAN, GROUP, stage=STAGE, consumer=consumer_name(), max_records=settings.batch_size,
                         block_ms=settings.max_wait_ms, claim_idle_ms=settings.claim_idle_ms,
                         max_deliveries=settings.max_deliveries)
-    handler = PredictionHandler(registry, lambda: runtime.bus)
+    controls: list[RolloutControl] = [deps.control] if deps.control is not None else []
+
+    def control() -> RolloutControl:
+        if not controls:  # made once Redis is up: the runtime opens its clients at startup
+            controls.append(RedisRolloutControl(runtime.redis, runtime.store, layout, spec.consumer))
+        return controls[0]
+
+    handler = PredictionHandler(registry, lambda: runtime.bus, shadow_sink=control)
     runtime.add_consumer(spec, handler.process)
-    layout = RegistryLayout(settings.infra.models_prefix)
-    reloader = ModelReloader(
-        registry, layout=layout,
-        list_keys=lambda prefix: runtime.store.list_keys(prefix),
+    follower = RolloutFollower(
+        registry, layout=layout, store=lambda: runtime.store, control=control,
         load=lambda name, version: load_version(runtime.store, layout, name, version,
                                                 max_length=settings.max_length, batch_size=settings.batch_size),
         rescan_s=settings.rescan_s,
     )
 
-    async def follow_models() -> None:
-        feed = deps.announcements or RedisAnnouncementFeed(runtime.redis)
-        await reloader.run(feed, settings.announce_block_ms)
+    async def follow_rollout() -> None:
+        await follower.run(deps.feed or RedisControlFeed(runtime.redis), settings.announce_block_ms)
 
-    runtime.add_task("models", follow_models)
+    runtime.add_task("rollout", follow_rollout)
     runtime.add_stopping_hook(handler.stop_holding)
+    runtime.add_stop_hook(follower.leave)
     app = runtime.build(create_http_app(registry), ready=lambda: runtime.started and registry.ready())
-    return PredictorService(app=app, runtime=runtime, registry=registry, handler=handler, reloader=reloader)
+    return PredictorService(app=app, runtime=runtime, registry=registry, handler=handler, follower=follower)
 
 
 def create_app(settings: PredictorSettings, deps: PredictorDeps | None = None) -> AsgiFastStream:

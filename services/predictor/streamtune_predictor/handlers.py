@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 from pydantic import ValidationError
 from streamtune_shared import streams
 from streamtune_shared.bus import Bus, Entry, Forward, ForwardResult, dead_letter_forward, encode, monotonic_ms
+from streamtune_shared.rollout import Role
 from streamtune_shared.schemas import CleanEvent, FieldError, Prediction, PredictionOutputs, field_errors
 
-from .metrics import BATCH_SIZE, EVENTS, LATENCY, PREDICTIONS
-from .registry import ModelRegistry, ServingModel
+from .domain import agreement
+from .metrics import BATCH_SIZE, EVENTS, LATENCY, PREDICTIONS, SHADOW_AGREEMENT, SHADOW_COMPARED
+from .registry import ModelRegistry, Route, ServingModel
 
 log = structlog.get_logger(__name__)
 
@@ -31,19 +34,24 @@ class ShuttingDown(RuntimeError):
 
 @dataclass
 class Triage:
-    """A batch sorted out: events to predict per model, and entries already finished (dead letters, skips)."""
+    """A batch sorted out: events to predict per dataset, and entries already finished (dead letters, skips)."""
 
-    by_model: dict[str, list[tuple[Entry, CleanEvent]]] = field(default_factory=lambda: defaultdict(list))
+    by_dataset: dict[str, list[tuple[Entry, CleanEvent]]] = field(default_factory=lambda: defaultdict(list))
     finished: list[Forward] = field(default_factory=list)
+
+
+Group = tuple[ServingModel, Role]
 
 
 class PredictionHandler:
     """Processes micro-batches of ``events.clean`` for the batch consumer of group ``predictor``."""
 
     def __init__(self, registry: ModelRegistry, bus: Callable[[], Bus], *,
+                 shadow_sink: Callable[[], ShadowSink | None] = lambda: None,
                  clock: Callable[[], float] = monotonic_ms) -> None:
         self.registry = registry
         self._bus = bus
+        self._shadow_sink = shadow_sink
         self._clock = clock
         self._stopping = False
 
@@ -67,18 +75,23 @@ class PredictionHandler:
             skipped = sum(f.target is None for f in finished_here)
             EVENTS.labels("skipped").inc(skipped)
             EVENTS.labels("dead_lettered").inc(len(finished_here) - skipped)
-        if not triage.by_model:
+        if not triage.by_dataset:
             return
         # The consumer keeps the batch claimed meanwhile, also while it waits for its model.
-        await self._hold_until_loaded(triage.by_model)
-        serving = self.registry.snapshot()  # this batch's model references: a later swap does not touch it
-        for name, items in triage.by_model.items():
-            model = serving[name]
+        routes = await self._hold_until_routed(triage.by_dataset)  # this batch's routes: a later swap does not touch it
+        groups: dict[Group, list[tuple[Entry, CleanEvent]]] = defaultdict(list)
+        for dataset, items in triage.by_dataset.items():
+            for entry, event in items:
+                groups[routes[dataset].model_for(event.event_id)].append((entry, event))
+        outputs_by_event: dict[str, PredictionOutputs] = {}
+        for (model, role), items in groups.items():
             outputs = await asyncio.to_thread(model.predict, [event.text or "" for _, event in items])
-            await self._publish(model, items, outputs, read_at)
+            outputs_by_event.update((event.event_id, out) for (_, event), out in zip(items, outputs, strict=True))
+            await self._publish(model, role, items, outputs, read_at)
+        await self._shadow(routes, triage.by_dataset, outputs_by_event, read_at)
 
     def triage(self, entries: list[Entry]) -> Triage:
-        """Parse entries; bad ones become dead letters, events of unconfigured datasets are skipped."""
+        """Parse entries; bad ones become dead letters, events of datasets this predictor does not serve are skipped."""
         triage = Triage()
         for entry in entries:
             try:
@@ -86,43 +99,87 @@ class PredictionHandler:
             except ValidationError as exc:
                 triage.finished.append(_dead(entry, "invalid CleanEvent", field_errors(exc), _event_id(entry)))
                 continue
-            name = self.registry.model_for(event.dataset)
-            if name is None:
+            if not self.registry.serves(event.dataset):
                 triage.finished.append(Forward(entry.id, None))
             elif event.text is None:
-                error = FieldError(field="text", message=f"model {name} predicts from text; the event has none")
+                error = FieldError(field="text", message=f"the model of {event.dataset} predicts from text; "
+                                                         "the event has none")
                 triage.finished.append(_dead(entry, "event has no text", (error,), event.event_id))
             else:
-                triage.by_model[name].append((entry, event))
+                triage.by_dataset[event.dataset].append((entry, event))
         return triage
 
-    async def _hold_until_loaded(self, by_model: dict[str, list[tuple[Entry, CleanEvent]]]) -> None:
-        events = sum(len(items) for items in by_model.values())
+    async def _hold_until_routed(self, by_dataset: dict[str, list[tuple[Entry, CleanEvent]]]) -> Mapping[str, Route]:
+        events = sum(len(items) for items in by_dataset.values())
         last_log = None
-        while missing := [name for name in by_model if self.registry.get(name) is None]:
+        while True:
+            routes = self.registry.snapshot()
+            missing = [name for name in by_dataset if (r := routes.get(name)) is None or not r.ready()]
+            if not missing:
+                return routes
             if self._stopping:
-                raise ShuttingDown(f"stopped while waiting for {', '.join(missing)}")
+                raise ShuttingDown(f"stopped while waiting for the models of {', '.join(missing)}")
             now = self._clock()
             if last_log is None or now - last_log >= HOLD_LOG_EVERY_MS:
-                log.warning("predictor.waiting_for_model", models=missing, events=events)
+                log.warning("predictor.waiting_for_model", datasets=missing, events=events)
                 last_log = now
             await asyncio.sleep(HOLD_POLL_S)
 
-    async def _publish(self, model: ServingModel, items: list[tuple[Entry, CleanEvent]],
+    async def _publish(self, model: ServingModel, role: Role, items: list[tuple[Entry, CleanEvent]],
                        outputs: list[PredictionOutputs], read_at: float) -> None:
         latency_ms = round(self._clock() - read_at, 3)
         forwards = [
-            Forward(entry.id, streams.PREDICTIONS, encode(Prediction(
-                event_id=event.event_id, dataset=event.dataset, model=model.name, version=model.version,
-                task=model.task, outputs=output, latency_ms=latency_ms)))
+            Forward(entry.id, streams.PREDICTIONS, encode(_prediction(model, role, event, output, latency_ms)))
             for (entry, event), output in zip(items, outputs, strict=True)
         ]
         published = sum(map(bool, await self._bus().forward(streams.CLEAN, GROUP, forwards)))
-        PREDICTIONS.labels(model.name).inc(published)
+        PREDICTIONS.labels(model.name, model.version, role).inc(published)
         EVENTS.labels("predicted").inc(published)
         LATENCY.observe(latency_ms / 1000)
-        log.info("predictions.published", model=model.name, version=model.version, count=published,
+        log.info("predictions.published", model=model.name, version=model.version, role=role, count=published,
                  latency_ms=latency_ms)
+
+    async def _shadow(self, routes: Mapping[str, Route], by_dataset: dict[str, list[tuple[Entry, CleanEvent]]],
+                      primary: dict[str, PredictionOutputs], read_at: float) -> None:
+        """Shadow versions predict a copy of their datasets' events, after the primaries were published."""
+        for dataset, items in by_dataset.items():
+            shadow = routes[dataset].shadow
+            if shadow is None:
+                continue
+            try:
+                outputs = await asyncio.to_thread(shadow.predict, [event.text or "" for _, event in items])
+                await self._publish_shadow(dataset, shadow, items, outputs, primary, read_at)
+            except Exception as exc:  # noqa: BLE001 - a failing shadow must never hold back the primary
+                log.warning("shadow.failed", dataset=dataset, version=shadow.version, error=type(exc).__name__)
+
+    async def _publish_shadow(self, dataset: str, shadow: ServingModel, items: list[tuple[Entry, CleanEvent]],
+                              outputs: list[PredictionOutputs], primary: dict[str, PredictionOutputs],
+                              read_at: float) -> None:
+        latency_ms = round(self._clock() - read_at, 3)
+        bus = self._bus()
+        scores = []
+        for (_, event), output in zip(items, outputs, strict=True):
+            await bus.publish(streams.PREDICTIONS_SHADOW, _prediction(shadow, "shadow", event, output, latency_ms))
+            if event.event_id in primary:
+                scores.append(agreement(primary[event.event_id], output))
+        PREDICTIONS.labels(shadow.name, shadow.version, "shadow").inc(len(items))
+        SHADOW_COMPARED.labels(dataset, shadow.version).inc(len(scores))
+        SHADOW_AGREEMENT.labels(dataset, shadow.version).inc(sum(scores))
+        sink = self._shadow_sink()
+        if sink is not None and scores:
+            await sink.add_shadow_agreement(dataset, shadow.version, len(scores), sum(scores))
+
+
+class ShadowSink(Protocol):
+    """Where shadow agreement is accumulated for operators (Redis, read by ``streamtune models show``)."""
+
+    async def add_shadow_agreement(self, dataset: str, version: str, compared: int, agreement: float) -> None: ...
+
+
+def _prediction(model: ServingModel, role: Role, event: CleanEvent, output: PredictionOutputs,
+                latency_ms: float) -> Prediction:
+    return Prediction(event_id=event.event_id, dataset=event.dataset, model=model.name, version=model.version,
+                      task=model.task, outputs=output, latency_ms=latency_ms, rollout=role)
 
 
 def _dead(entry: Entry, reason: str, errors: Sequence[FieldError], event_id: str | None) -> Forward:

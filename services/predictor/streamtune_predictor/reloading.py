@@ -1,167 +1,220 @@
-"""Keeping the registry current: the startup scan of the object store, then hot reload on announcements."""
+"""Keeping the routes current: serving states from the registry, versions loaded, changes applied live.
+
+At startup every seeded or stated dataset gets its serving state (created from ``PREDICTOR_MODELS`` /
+``PREDICTOR_PINNED`` when it has none) and the versions it names are loaded. Then the follower reads
+``models.published`` (a newer version of an unpinned model is loaded and, once it loads, promoted for
+every dataset it serves) and ``models.control`` (a state changed: load what it names, swap the route,
+acknowledge the revision). A rescan every ``rescan_s`` catches what a missed message would have said.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 import structlog
 from pydantic import ValidationError
-from redis.asyncio import Redis
 from streamtune_shared import streams
 from streamtune_shared.model_card import VersionRejected
 from streamtune_shared.model_registry import RegistryLayout, is_version
+from streamtune_shared.rollout import RolloutChanged, ServingState, auto_promote, list_datasets, read_state, seed_state
 from streamtune_shared.schemas import ModelPublished
+from streamtune_shared.storage import ObjectStore
 from streamtune_shared.tasks import raise_if_cancelled
 
+from .feeds import ControlFeed
 from .metrics import RELOADS, serving_changed
-from .registry import ModelRegistry, ServingModel
-from .versions import ReloadDecision, reload_decision, startup_candidates
+from .registry import ModelRegistry, Route, ServingModel
+from .versions import startup_candidates
 
 log = structlog.get_logger(__name__)
 
 LoadVersion = Callable[[str, str], ServingModel]
-ListKeys = Callable[[str], list[str]]
 LoadOutcome = Literal["loaded", "rejected", "failed"]
 RETRY_PAUSE_S = 1.0
 
 
-class AnnouncementFeed(Protocol):
-    """Where announcements of new model versions come from."""
+class RolloutControl(Protocol):
+    """Changing and acknowledging serving states (Redis in production, in memory in tests)."""
 
-    async def start(self) -> None: ...
+    async def change(self, dataset: str, change: Callable) -> ServingState | None: ...
 
-    async def read(self, block_ms: int) -> list[bytes]: ...
+    async def applied(self, dataset: str, revision: int) -> None: ...
 
+    async def heartbeat(self) -> None: ...
 
-class RedisAnnouncementFeed:
-    """``models.published`` read with plain XREAD from where the stream ended at startup.
-
-    No consumer group: a group hands each entry to one consumer, but every replica must see
-    every announcement to reload its own copy of the model.
-    """
-
-    def __init__(self, redis: Redis, stream: str = streams.MODELS_PUBLISHED) -> None:
-        self._redis = redis
-        self._stream = stream
-        self._cursor = "0-0"
-
-    async def start(self) -> None:
-        """Remember the last entry now (what ``$`` means at startup); the startup scan covers older ones."""
-        last = await self._redis.xrevrange(self._stream, count=1)
-        self._cursor = _text(last[0][0]) if last else "0-0"
-
-    async def read(self, block_ms: int) -> list[bytes]:
-        """Announcements after the cursor, waiting up to ``block_ms`` for one."""
-        response = await self._redis.xread({self._stream: self._cursor}, block=block_ms, count=64)
-        payloads = []
-        for _, entries in response or []:
-            for entry_id, fields in entries:
-                self._cursor = _text(entry_id)
-                payload = fields.get(streams.PAYLOAD_FIELD.encode(), fields.get(streams.PAYLOAD_FIELD))
-                if payload is not None:
-                    payloads.append(payload)
-        return payloads
+    async def leave(self, datasets: list[str]) -> None: ...
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+class RolloutFollower:
+    """Applies serving states to the registry; a version that is refused never replaces a serving one."""
 
-
-class ModelReloader:
-    """Loads configured models at startup and newer versions when they are announced.
-
-    Loads run in a thread beside the serving version; a rejected version never replaces it.
-    """
-
-    def __init__(self, registry: ModelRegistry, *, layout: RegistryLayout, list_keys: ListKeys, load: LoadVersion,
-                 rescan_s: float) -> None:
-        self.registry = registry
-        self._layout = layout
-        self._list_keys = list_keys
-        self._load_version = load
-        self._rescan_s = rescan_s
+    def __init__(self, registry: ModelRegistry, *, layout: RegistryLayout, store: Callable[[], ObjectStore],
+                 control: Callable[[], RolloutControl], load: LoadVersion, rescan_s: float) -> None:
+        self.registry, self._layout, self._store, self._control = registry, layout, store, control
+        self._load_version, self._rescan_s = load, rescan_s
+        self._loaded: dict[tuple[str, str], ServingModel] = {}
         self._refused: dict[str, set[str]] = defaultdict(set)
-        self._retry: dict[str, str] = {}
 
-    async def run(self, feed: AnnouncementFeed, block_ms: int) -> None:
-        """Scan the store, then follow announcements until cancelled; missing models are looked for again."""
+    async def run(self, feed: ControlFeed, block_ms: int) -> None:
+        """Sync, then follow announcements and changes until cancelled; rescan every ``rescan_s``."""
         await _until_done(feed.start, "announcements.start_failed")
-        await self.load_missing()
+        await self.sync()
         next_scan = time.monotonic() + self._rescan_s
         while True:
             try:
-                payloads = await feed.read(block_ms)
+                entries = await feed.read(block_ms)
             except Exception as exc:  # noqa: BLE001 - Redis unavailable: keep serving, read again
                 log.warning("announcements.read_failed", error=type(exc).__name__)
                 await asyncio.sleep(RETRY_PAUSE_S)
                 continue
             finally:
                 raise_if_cancelled()  # a blocking XREAD can swallow the cancel of a shutdown
-            for payload in payloads:
-                await self.on_announcement(payload)
+            for stream, payload in entries:
+                await self._on_entry(stream, payload)
             if time.monotonic() >= next_scan:
-                await self.retry_failed()
-                await self.load_missing()
+                await self.sync()
                 next_scan = time.monotonic() + self._rescan_s
 
-    async def load_missing(self) -> None:
-        """For each model with nothing loaded: the pinned version, else the newest committed one that loads."""
-        for name in self.registry.missing():
+    async def _on_entry(self, stream: str, payload: bytes) -> None:
+        if stream == streams.MODELS_CONTROL:
+            await self.on_control(payload)
+        else:
+            await self.on_announcement(payload)
+
+    async def sync(self) -> None:
+        """Every seeded or stated dataset: create a missing state, apply a newer one, retry what did not load."""
+        try:
+            stated = await asyncio.to_thread(list_datasets, self._store(), self._layout)
+            await self._control().heartbeat()
+        except Exception as exc:  # noqa: BLE001 - store or Redis unavailable: next scan
+            log.warning("rollout.sync_failed", error=type(exc).__name__)
+            return
+        for dataset in sorted(set(stated) | set(self.registry.seeds)):
             try:
-                keys = await asyncio.to_thread(self._list_keys, self._layout.model_prefix(name))
-            except Exception as exc:  # noqa: BLE001 - object store unavailable: next scan
-                log.warning("model.scan_failed", model=name, error=type(exc).__name__)
+                state = await asyncio.to_thread(read_state, self._store(), self._layout, dataset)
+                if state is None:
+                    state = await self._seed(dataset)
+            except Exception as exc:  # noqa: BLE001 - one dataset's trouble must not stop the others
+                log.warning("rollout.state_unreadable", dataset=dataset, error=type(exc).__name__)
                 continue
-            pinned = self.registry.pinned(name)
-            candidates = startup_candidates(self._layout.committed_versions(keys, name), pinned,
-                                            self._refused[name])
-            if not candidates:
-                log.info("model.not_found", model=name, pinned=pinned)
-            for version in candidates:
-                if await self.load(name, version) != "rejected":
-                    break
+            if state is not None:
+                await self.apply(await self._catch_up(state))
+
+    async def _catch_up(self, state: ServingState) -> ServingState:
+        """An unpinned state behind the newest committed version (an announcement missed while down) moves up."""
+        if state.pinned:
+            return state
+        keys = await asyncio.to_thread(self._store().list_keys, self._layout.model_prefix(state.model))
+        newer = [v for v in self._layout.committed_versions(keys, state.model)
+                 if (state.version is None or v > state.version) and v not in self._refused[state.model]]
+        for version in reversed(newer):
+            if await self._ensure_loaded(state.model, version) == "loaded":
+                changed = await self._control().change(state.dataset, lambda current, now: None if current is None
+                                                       else auto_promote(current, state.model, version, now))
+                return changed or state
+        return state
+
+    async def _seed(self, dataset: str) -> ServingState | None:
+        """A first state from the seeds: the pinned version, else the newest committed one that loads."""
+        model = self.registry.seeds[dataset]
+        pin = self.registry.pins.get(model)
+        keys = await asyncio.to_thread(self._store().list_keys, self._layout.model_prefix(model))
+        version = None
+        for candidate in startup_candidates(self._layout.committed_versions(keys, model), pin, self._refused[model]):
+            if await self._ensure_loaded(model, candidate) == "loaded":
+                version = candidate
+                break
+
+        def create(current: ServingState | None, now) -> ServingState | None:
+            return None if current is not None else seed_state(dataset, model, version, pin is not None, now)
+
+        return await self._control().change(dataset, create) or await asyncio.to_thread(
+            read_state, self._store(), self._layout, dataset)
 
     async def on_announcement(self, payload: bytes) -> None:
-        """Load an announced version when it is for a configured, unpinned model and newer than the serving one."""
+        """A version was published: when it would auto-promote somewhere, load it, then promote it."""
         try:
             announced = ModelPublished.model_validate_json(payload)
         except ValidationError:
             log.warning("announcement.invalid")
             return
         name, version = announced.model_name, announced.version
-        if name not in self.registry.names:
+        targets = [route.state.dataset for route in self.registry.snapshot().values()
+                   if auto_promote(route.state, name, version, route.state.updated_at) is not None]
+        if not targets:
+            log.info("model.reload_skipped", model=name, version=version, reason="pinned, not newer or not served")
             return
-        decision = self._decision(name, version)
-        if decision != "load":
-            log.info("model.reload_skipped", model=name, version=version, reason=decision)
+        if await self._ensure_loaded(name, version) != "loaded":
             return
-        await self.load(name, version)
+        for dataset in targets:
+            changed = await self._control().change(
+                dataset, lambda current, now: None if current is None else auto_promote(current, name, version, now))
+            if changed is not None:
+                await self.apply(changed)
 
-    async def retry_failed(self) -> None:
-        """Try again the announced versions whose load failed for a transient reason.
+    async def on_control(self, payload: bytes) -> None:
+        """A serving state changed: read it and apply it when it is newer than the route."""
+        try:
+            notice = RolloutChanged.model_validate_json(payload)
+        except ValidationError:
+            log.warning("rollout.notice_invalid")
+            return
+        route = self.registry.route(notice.dataset)
+        if route is not None and route.state.revision >= notice.revision:
+            return
+        try:
+            state = await asyncio.to_thread(read_state, self._store(), self._layout, notice.dataset)
+        except Exception as exc:  # noqa: BLE001 - the rescan applies it later
+            log.warning("rollout.state_unreadable", dataset=notice.dataset, error=type(exc).__name__)
+            return
+        if state is not None:
+            await self.apply(state)
 
-        Models with nothing loaded are left to ``load_missing``, which runs right after and would
-        otherwise download the same version a second time.
-        """
-        missing = set(self.registry.missing())
-        for name, version in list(self._retry.items()):
-            if name in missing:
-                continue
-            if self._decision(name, version) == "load":
-                await self.load(name, version)
-            else:
-                self._retry.pop(name, None)
+    async def apply(self, state: ServingState) -> None:
+        """Load what a state names and swap the dataset's route; acknowledge it once everything it names serves."""
+        route = self.registry.route(state.dataset)
+        if route is not None and route.state.revision > state.revision:
+            return
+        outcomes = {v: await self._ensure_loaded(state.model, v) for v in sorted(state.versions())}
+        if state.version is not None and outcomes[state.version] != "loaded" and route is not None:
+            log.error("rollout.not_applied", dataset=state.dataset, revision=state.revision, version=state.version)
+            return  # the route in place keeps serving; the rescan tries a transient failure again
+        new = Route(state=state, primary=self._model(state.model, state.version),
+                    canary=self._model(state.model, state.canary.version if state.canary else None),
+                    shadow=self._model(state.model, state.shadow.version if state.shadow else None))
+        if route is None or new != route:
+            previous = self.registry.install(new)
+            self._loaded = {key: model for key, model in self._loaded.items() if key in self.registry.loaded()}
+            _log_swap(state, previous)
+        if all(outcome == "loaded" for outcome in outcomes.values()) and state.version is not None:
+            await self._acknowledge(state)  # again on every sync: an acknowledgement lost to Redis comes back
 
-    def _decision(self, name: str, version: str) -> ReloadDecision:
-        serving = self.registry.get(name)
-        return reload_decision(version, serving.version if serving else None, self.registry.pinned(name))
+    async def _acknowledge(self, state: ServingState) -> None:
+        try:
+            await self._control().applied(state.dataset, state.revision)
+        except Exception as exc:  # noqa: BLE001 - serving already changed; the next sync acknowledges again
+            log.warning("rollout.ack_failed", dataset=state.dataset, error=type(exc).__name__)
 
-    async def load(self, name: str, version: str) -> LoadOutcome:
-        """Load one version in a thread and serve it; a rejected or failed load leaves the old one serving."""
+    async def leave(self) -> None:
+        """Stop hook: this process no longer serves, so its acknowledgements go."""
+        try:
+            await self._control().leave(self.registry.datasets())
+        except Exception as exc:  # noqa: BLE001 - best effort at shutdown
+            log.warning("rollout.leave_failed", error=type(exc).__name__)
+
+    def _model(self, name: str, version: str | None) -> ServingModel | None:
+        return self._loaded.get((name, version)) if version is not None else None
+
+    async def _ensure_loaded(self, name: str, version: str) -> LoadOutcome:
+        """Load one version in a thread unless it is loaded already; a refused version is never tried again."""
+        if (name, version) in self._loaded:
+            return "loaded"
+        if version in self._refused[name]:
+            return "rejected"
         log.info("model.loading", model=name, version=version)
         try:
             if not is_version(version):
@@ -169,25 +222,29 @@ class ModelReloader:
             model = await asyncio.to_thread(self._load_version, name, version)
         except VersionRejected as exc:
             self._refused[name].add(version)
-            self._retry.pop(name, None)
             RELOADS.labels("rejected").inc()
             log.error("model.rejected", model=name, version=version, reason=exc.reason)
             return "rejected"
-        except Exception as exc:  # noqa: BLE001 - object store unavailable: retried on the next scan
-            self._retry[name] = version
+        except Exception as exc:  # noqa: BLE001 - object store unavailable: retried on the next sync
             log.warning("model.load_failed", model=name, version=version, error=type(exc).__name__,
                         detail=str(exc)[:200])
             return "failed"
-        self._retry.pop(name, None)
-        previous = self.registry.install(model)
-        serving_changed(name, version, previous.version if previous else None)
+        self._loaded[(name, version)] = model
         RELOADS.labels("loaded").inc()
-        log.info("model.loaded", model=name, version=version, task=model.task,
-                 replaced=previous.version if previous else None)
+        log.info("model.loaded", model=name, version=version, task=model.task)
         return "loaded"
 
 
-async def _until_done(step: Callable[[], Awaitable[None]], failure: str) -> None:
+def _log_swap(state: ServingState, previous: Route | None) -> None:
+    before = previous.state.version if previous is not None else None
+    serving_changed(state.dataset, state.model, state.version, before)
+    log.info("rollout.applied", dataset=state.dataset, revision=state.revision, model=state.model,
+             version=state.version, replaced=before, pinned=state.pinned,
+             canary=state.canary.version if state.canary else None,
+             shadow=state.shadow.version if state.shadow else None)
+
+
+async def _until_done(step: Callable[[], object], failure: str) -> None:
     while True:
         raise_if_cancelled()
         try:

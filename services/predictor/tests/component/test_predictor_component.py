@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from dataclasses import replace
 
 import pytest
 from faststream.redis import TestRedisBroker
@@ -17,7 +18,7 @@ from streamtune_shared.bus import Entry
 from streamtune_shared.model_registry import RegistryLayout
 from streamtune_shared.schemas import Prediction
 from streamtune_shared.settings import InfraSettings
-from streamtune_shared.testing import InMemoryBus, InMemoryObjectStore
+from streamtune_shared.testing import InMemoryBus, InMemoryObjectStore, InMemoryRolloutControl
 from structlog.testing import capture_logs
 
 V1, V2, V3 = "20261128T120000Z-aaaa1111", "20261129T120000Z-bbbb2222", "20261130T120000Z-cccc3333"
@@ -37,7 +38,7 @@ def store() -> InMemoryObjectStore:
 def _service(bus, store, **settings):
     defaults = {"models": {"clinical-notes": "disease-ner", "pump-notes": "fault-cls"}}
     config = PredictorSettings(infra=InfraSettings(s3_access_key="k", s3_secret_key="s"), **{**defaults, **settings})
-    return build_service(config, PredictorDeps(bus=bus, store=store))
+    return build_service(config, PredictorDeps(bus=bus, store=store, control=InMemoryRolloutControl(store)))
 
 
 def _entries(make_event, texts: list[str | None], prefix: str = "e", dataset: str = "clinical-notes") -> list[Entry]:
@@ -56,7 +57,7 @@ def _rejected() -> float:
 async def test_a_clean_event_on_the_broker_becomes_one_prediction(bus, store, model_folder, publish, make_event):
     publish(store, model_folder("ner-span"), "disease-ner", V1)
     service = _service(bus, store)
-    await service.reloader.load_missing()
+    await service.follower.sync()
     async with TestRedisBroker(service.app.broker) as broker:
         await broker.publish(make_event("note-1", TEXT), stream="events.clean")
     (message,) = bus.messages("predictions")
@@ -78,15 +79,16 @@ async def test_versions_are_found_under_the_one_configured_models_prefix(bus, st
     config = PredictorSettings(infra=InfraSettings(s3_access_key="k", s3_secret_key="s",
                                                    models_prefix="tenant-a/registry/"),
                                models={"clinical-notes": "disease-ner"})
-    service = build_service(config, PredictorDeps(bus=bus, store=store))
-    await service.reloader.load_missing()
-    assert service.registry.get("disease-ner").version == V1
+    service = build_service(config, PredictorDeps(bus=bus, store=store, control=InMemoryRolloutControl(
+        store, RegistryLayout("tenant-a/registry/"))))
+    await service.follower.sync()
+    assert service.registry.route("clinical-notes").primary.version == V1
 
 
 async def test_bad_unconfigured_and_textless_events(bus, store, model_folder, publish, make_event):
     publish(store, model_folder("ner-span"), "disease-ner", V1)
     service = _service(bus, store)
-    await service.reloader.load_missing()
+    await service.follower.sync()
     entries = [
         Entry(id="1-0", fields={b"payload": b'{"event_id": "broken"'}),
         Entry(id="1-1", fields={b"payload": make_event("other-1", "some text", "weather")}),
@@ -108,7 +110,7 @@ async def test_bad_unconfigured_and_textless_events(bus, store, model_folder, pu
 async def test_classification_gives_a_label_and_probabilities(bus, store, model_folder, publish, make_event):
     publish(store, model_folder("classifier"), "fault-cls", V1, dataset="pump-notes")
     service = _service(bus, store)
-    await service.reloader.load_missing()
+    await service.follower.sync()
     await service.handler.process(_entries(make_event, ["pump 3 vibrates", "all normal today"], dataset="pump-notes"))
     predictions = _predictions(bus)
     assert [p.event_id for p in predictions] == ["e0", "e1"]
@@ -123,11 +125,11 @@ async def test_a_tampered_version_is_refused_and_the_old_one_keeps_serving(bus, 
                                                                             make_event):
     publish(store, model_folder("ner-span"), "disease-ner", V1)
     service = _service(bus, store)
-    await service.reloader.load_missing()
+    await service.follower.sync()
     tampered = publish(store, model_folder("ner-none"), "disease-ner", V2, tamper="model.safetensors")
     rejected_before = _rejected()
     with capture_logs() as logs:
-        await service.reloader.on_announcement(tampered.model_dump_json().encode())
+        await service.follower.on_announcement(tampered.model_dump_json().encode())
     (line,) = [entry for entry in logs if entry["event"] == "model.rejected"]
     assert (line["model"], line["version"], line["reason"]) == ("disease-ner", V2, "sha256 mismatch for model.safetensors")
     assert _rejected() == rejected_before + 1
@@ -138,52 +140,56 @@ async def test_a_tampered_version_is_refused_and_the_old_one_keeps_serving(bus, 
 async def test_a_version_listing_a_missing_file_or_pickle_weights_is_refused(bus, store, model_folder, publish):
     publish(store, model_folder("ner-span"), "disease-ner", V1)
     service = _service(bus, store)
-    await service.reloader.load_missing()
+    await service.follower.sync()
     missing = publish(store, model_folder("ner-span"), "disease-ner", V2,
                       card_files=lambda files: {**files, "extra/vocab.txt": "0" * 64})
     pickled = publish(store, model_folder("ner-span"), "disease-ner", V3,
                       card_files=lambda files: {**files, "pytorch_model.bin": "0" * 64})
     with capture_logs() as logs:
-        await service.reloader.on_announcement(missing.model_dump_json().encode())
-        await service.reloader.on_announcement(pickled.model_dump_json().encode())
+        await service.follower.on_announcement(missing.model_dump_json().encode())
+        await service.follower.on_announcement(pickled.model_dump_json().encode())
     reasons = [entry["reason"] for entry in logs if entry["event"] == "model.rejected"]
     assert reasons == ["extra/vocab.txt listed in the card is missing", "pickle-based weights listed: pytorch_model.bin"]
-    assert service.registry.get("disease-ner").version == V1
+    assert service.registry.route("clinical-notes").primary.version == V1
 
 
 async def test_startup_skips_a_tampered_newest_version_and_honours_pins(bus, store, model_folder, publish):
     publish(store, model_folder("ner-span"), "disease-ner", V1)
     publish(store, model_folder("ner-span"), "disease-ner", V2, tamper="config.json")
     service = _service(bus, store)
-    await service.reloader.load_missing()
-    assert service.registry.get("disease-ner").version == V1
+    await service.follower.sync()
+    assert service.registry.route("clinical-notes").primary.version == V1
 
-    pinned = _service(InMemoryBus(), store, pinned={"disease-ner": V1})
-    newer = publish(store, model_folder("ner-none"), "disease-ner", V3)
-    await pinned.reloader.load_missing()
-    await pinned.reloader.on_announcement(newer.model_dump_json().encode())
-    assert pinned.registry.get("disease-ner").version == V1
+    # A pin is a start-up seed: it applies to a deployment whose datasets have no serving state yet.
+    fresh = InMemoryObjectStore()
+    publish(fresh, model_folder("ner-span"), "disease-ner", V1)
+    pinned = _service(InMemoryBus(), fresh, pinned={"disease-ner": V1})
+    newer = publish(fresh, model_folder("ner-none"), "disease-ner", V3)
+    await pinned.follower.sync()
+    await pinned.follower.on_announcement(newer.model_dump_json().encode())
+    assert pinned.registry.route("clinical-notes").primary.version == V1
 
 
 async def test_a_swap_happens_between_batches(bus, store, model_folder, publish, make_event):
     publish(store, model_folder("ner-span"), "disease-ner", V1)
     service = _service(bus, store)
-    await service.reloader.load_missing()
+    await service.follower.sync()
     inside, release = threading.Event(), threading.Event()
-    v1 = service.registry.get("disease-ner")
+    route = service.registry.route("clinical-notes")
+    v1 = route.primary
 
     def gated(texts):
         inside.set()
         release.wait(30)
         return v1.predict(texts)
 
-    service.registry.install(ServingModel(v1.name, v1.version, v1.task, gated))
+    service.registry.install(replace(route, primary=ServingModel(v1.name, v1.version, v1.task, gated)))
     first = asyncio.create_task(service.handler.process(_entries(make_event, [TEXT] * 5, prefix="a")))
     assert await asyncio.to_thread(inside.wait, 30)
     # v2 (whose head tags everything O) is announced and loaded while the first batch is inside the model.
-    await service.reloader.on_announcement(
+    await service.follower.on_announcement(
         publish(store, model_folder("ner-none"), "disease-ner", V2).model_dump_json().encode())
-    assert service.registry.get("disease-ner").version == V2
+    assert service.registry.route("clinical-notes").primary.version == V2
     release.set()
     await first
     await service.handler.process(_entries(make_event, [TEXT] * 4, prefix="b"))
@@ -196,12 +202,12 @@ async def test_a_swap_happens_between_batches(bus, store, model_folder, publish,
 
 async def test_events_wait_for_their_model(bus, store, model_folder, publish, make_event):
     service = _service(bus, store)
-    await service.reloader.load_missing()
+    await service.follower.sync()
     waiting = asyncio.create_task(service.handler.process(_entries(make_event, [TEXT, "colon cancer"])))
     await asyncio.sleep(0.5)
     assert not waiting.done() and not bus.messages("predictions") and not bus.acked
     publish(store, model_folder("ner-span"), "disease-ner", V1)
-    await service.reloader.load_missing()
+    await service.follower.sync()
     await asyncio.wait_for(waiting, 30)
     assert [(p.event_id, p.version) for p in _predictions(bus)] == [("e0", V1), ("e1", V1)]
 
@@ -225,7 +231,7 @@ async def test_post_predict(bus, store, model_folder, publish):
         not_loaded = await client.post("/predict", json={"dataset": "clinical-notes", "text": TEXT})
         assert not_loaded.status_code == 503
         publish(store, model_folder("ner-span"), "disease-ner", V1)
-        await service.reloader.load_missing()
+        await service.follower.sync()
         one = await client.post("/predict", json={"dataset": "clinical-notes", "text": TEXT})
         assert one.status_code == 200
         body = one.json()
@@ -245,7 +251,7 @@ async def test_outputs_follow_their_events_across_chunks_and_truncation(bus, sto
                                                                         make_event):
     publish(store, model_folder("ner-span"), "disease-ner", V1)
     service = _service(bus, store, batch_size=2, max_length=16)
-    await service.reloader.load_missing()
+    await service.follower.sync()
     long_text = " ".join(f"word{i}" for i in range(60))
     texts = ["colon cancer", "a", long_text, "breast cancer in women", "x y z"]
     await service.handler.process(_entries(make_event, texts))
@@ -264,7 +270,7 @@ async def test_outputs_follow_their_events_across_chunks_and_truncation(bus, sto
 async def test_a_word_the_tokenizer_drops_does_not_shift_the_spans(bus, store, model_folder, publish, make_event):
     publish(store, model_folder("ner-span"), "disease-ner", V1)
     service = _service(bus, store)
-    await service.reloader.load_missing()
+    await service.follower.sync()
     text = "colon \u200b cancer"
     await service.handler.process(_entries(make_event, [text]))
     (prediction,) = _predictions(bus)

@@ -1,0 +1,53 @@
+"""What the predictor follows besides its events: ``models.published`` and ``models.control``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from redis.asyncio import Redis
+from streamtune_shared import streams
+
+
+class ControlFeed(Protocol):
+    """Where announcements of new versions and rollout changes come from, as (stream, payload) pairs."""
+
+    async def start(self) -> None: ...
+
+    async def read(self, block_ms: int) -> list[tuple[str, bytes]]: ...
+
+
+class RedisControlFeed:
+    """The announcement streams read with plain XREAD from where they ended at startup.
+
+    No consumer group: a group hands each entry to one consumer, but every replica must see every
+    announcement to update its own copy of the routes.
+    """
+
+    def __init__(self, redis: Redis,
+                 names: Sequence[str] = (streams.MODELS_PUBLISHED, streams.MODELS_CONTROL)) -> None:
+        self._redis = redis
+        self._cursors = {name: "0-0" for name in names}
+
+    async def start(self) -> None:
+        """Remember the last entry of each stream now (what ``$`` means); the startup sync covers older ones."""
+        for name in self._cursors:
+            last = await self._redis.xrevrange(name, count=1)
+            self._cursors[name] = _text(last[0][0]) if last else "0-0"
+
+    async def read(self, block_ms: int) -> list[tuple[str, bytes]]:
+        """Entries after the cursors, waiting up to ``block_ms`` for one."""
+        response = await self._redis.xread(dict(self._cursors), block=block_ms, count=64)
+        found = []
+        for stream, entries in response or []:
+            name = _text(stream)
+            for entry_id, fields in entries:
+                self._cursors[name] = _text(entry_id)
+                payload = fields.get(streams.PAYLOAD_FIELD.encode(), fields.get(streams.PAYLOAD_FIELD))
+                if payload is not None:
+                    found.append((name, payload))
+        return found
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
