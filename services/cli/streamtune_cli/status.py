@@ -44,8 +44,8 @@ def _groups_table(health: list[StreamHealth]) -> Table:
     table = Table(title="streams and consumer groups", title_justify="left")
     for column in ("stream", "length", "group", "lag", "pending", "consumers"):
         table.add_column(column, justify="right" if column in ("length", "lag", "pending", "consumers") else "left",
-                         no_wrap=column == "stream")
-    table.add_column("dead consumers", style="red")
+                         no_wrap=column in ("stream", "group", "consumers"))
+    table.add_column("dead", style="red", overflow="fold")
     for row in group_rows(health):
         table.add_row(*row)
     return table

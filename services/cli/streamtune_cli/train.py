@@ -25,13 +25,15 @@ from .tail import follow, last_entry_id
 from .train_request import RunView, build_request, read_request_file
 
 INTERRUPTED = 130
+COLUMN_LABELS = {"train_loss": "train loss", "dev_f1": "dev F1", "dev_precision": "dev P", "dev_recall": "dev R",
+                 "dev_accuracy": "dev acc", "samples_per_s": "samples/s", "best_epoch": "best"}
 
 
 def _epoch_table(view: RunView) -> Table:
-    table = Table(title="epochs (dev metrics)", title_justify="left")
+    table = Table(title="dev metrics by epoch", title_justify="left", min_width=40)
     columns = list(dict.fromkeys(key for row in view.epochs_done for key in row))
     for column in columns or ["epoch"]:
-        table.add_column(column, justify="right")
+        table.add_column(COLUMN_LABELS.get(column, column), justify="right")
     for row in view.epochs_done:
         table.add_row(*("-" if row.get(c) is None else f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])
                         for c in columns))
@@ -76,13 +78,13 @@ def send_request(client: Redis, request: TrainRequest) -> str:
 
 
 def _finish(view: RunView, as_json: bool) -> None:
+    if not as_json and not err_console.is_terminal and view.epochs_done:
+        err_console.print(_epoch_table(view))  # without a terminal there was no live table
     if not view.finished:
         raise CliError(f"gave up waiting for run {view.request_id} (last state: {view.state}); it may still be running")
     if view.state == "failed":
         raise CliError(f"run {view.request_id} failed: {view.message or 'no reason given'}")
     if not as_json:
-        if not err_console.is_terminal and view.epochs_done:
-            err_console.print(_epoch_table(view))
         test = view.final_metrics.get("test", {})
         f1 = f", test F1 {test['f1']:.4f}" if isinstance(test.get("f1"), int | float) else ""
         typer.echo(f"published {view.version} (request {view.request_id}{f1})")
