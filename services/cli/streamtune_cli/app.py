@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from . import rollout  # noqa: F401 - registers promote, rollback, pin, unpin, canary, shadow, rollout
 from .datasets import datasets_app
 from .dlq import dlq_app
 from .models import models_app

@@ -10,7 +10,7 @@ from redis.exceptions import ResponseError
 from rich.table import Table
 
 from .connection import connect_redis
-from .errors import reports_errors
+from .errors import CliError, reports_errors
 from .output import console, print_json
 from .stream_catalog import known_streams
 from .stream_health import (
@@ -74,10 +74,34 @@ def status(
     """Per stream: length; per consumer group: lag, pending, consumers and their idle time, dead consumers."""
     _, client = connect_redis()
     health = [read_health(client, stream, dead_after * 1_000) for stream in known_streams()]
+    rollout = _rollout_or_none()
     if as_json:
-        print_json(status_document(health, dead_after))
+        print_json({**status_document(health, dead_after), "rollout": rollout})
         return
     console.print(_groups_table(health))
     consumers = _consumers_table(health)
     if consumers is not None:
         console.print(consumers)
+    if rollout:
+        from .rollout import rollout_cells  # noqa: PLC0415
+
+        table = Table("dataset", "model", "version", "rev", "pinned", "canary", "shadow (agreement)", "predictors",
+                      title="rollout (which revision every live predictor applied)", title_justify="left")
+        for document in rollout:
+            table.add_row(*rollout_cells(document))
+        console.print(table)
+
+
+def _rollout_or_none() -> list[dict] | None:
+    """The rollout state of every dataset, when the object store is configured (None otherwise)."""
+    try:
+        from .rollout import RolloutContext, rollout_documents  # noqa: PLC0415 - imports the object-store client
+
+        ctx = RolloutContext()
+    except CliError:
+        return None
+    import asyncio  # noqa: PLC0415
+
+    from streamtune_shared.rollout import list_datasets  # noqa: PLC0415
+
+    return asyncio.run(rollout_documents(ctx, list_datasets(ctx.store, ctx.layout)))

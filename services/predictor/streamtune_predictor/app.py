@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from faststream.asgi import AsgiFastStream
 from streamtune_shared import streams
+from streamtune_shared.announcements import ControlFeed, RedisControlFeed
 from streamtune_shared.bus import Bus, ConsumerSpec, consumer_name
 from streamtune_shared.model_registry import RegistryLayout
 from streamtune_shared.rollout_control import RedisRolloutControl
@@ -15,7 +16,6 @@ from streamtune_shared.storage import ObjectStore
 
 from .api import create_http_app
 from .config import PredictorSettings
-from .feeds import ControlFeed, RedisControlFeed
 from .handlers import GROUP, STAGE, PredictionHandler
 from .loading import load_version
 from .registry import ModelRegistry

@@ -18,6 +18,7 @@ from typing import Literal, Protocol
 import structlog
 from pydantic import ValidationError
 from streamtune_shared import streams
+from streamtune_shared.announcements import ControlFeed
 from streamtune_shared.model_card import VersionRejected
 from streamtune_shared.model_registry import RegistryLayout, is_version
 from streamtune_shared.rollout import RolloutChanged, ServingState, auto_promote, list_datasets, read_state, seed_state
@@ -25,7 +26,6 @@ from streamtune_shared.schemas import ModelPublished
 from streamtune_shared.storage import ObjectStore
 from streamtune_shared.tasks import raise_if_cancelled
 
-from .feeds import ControlFeed
 from .metrics import RELOADS, serving_changed
 from .registry import ModelRegistry, Route, ServingModel
 from .versions import startup_candidates
@@ -190,7 +190,7 @@ class RolloutFollower:
             previous = self.registry.install(new)
             self._loaded = {key: model for key, model in self._loaded.items() if key in self.registry.loaded()}
             _log_swap(state, previous)
-        if all(outcome == "loaded" for outcome in outcomes.values()) and state.version is not None:
+        if all(outcome == "loaded" for outcome in outcomes.values()):
             await self._acknowledge(state)  # again on every sync: an acknowledgement lost to Redis comes back
 
     async def _acknowledge(self, state: ServingState) -> None:

@@ -1,4 +1,4 @@
-"""What the predictor follows besides its events: ``models.published`` and ``models.control``."""
+"""Following announcement streams (``models.published``, ``models.control``) from every replica, without a group."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from redis.asyncio import Redis
-from streamtune_shared import streams
+
+from . import streams
 
 
 class ControlFeed(Protocol):
