@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from streamtune_shared.schemas import DatasetName, MetaKey
+from streamtune_shared.schemas import DatasetName, MetaKey, ModelName
 from streamtune_shared.settings import InfraSettings
 
 from .domain import DEFAULT_META_POLICY, MetaAction, check_pseudonym_key
@@ -46,6 +46,18 @@ class AnonymizerSettings(BaseSettings):
                                           ' off by default.')
     dp_metric_devices: int = Field(default=1000, ge=0,
                                    description="Devices given a spent-epsilon gauge (label cardinality cap).")
+    pii_model: ModelName | Literal[""] = Field(
+        default="pii-ner", description="Registry model whose newest version finds names, places and organisations "
+                                       "in text ('' to use only the fallback).")
+    ner_fallback: Literal["spacy", "none"] = Field(
+        default="spacy", description="Entity model used until a PII model version is published: spaCy "
+                                     "en_core_web_sm (packaged, nothing downloaded), or none (patterns only).")
+    pii_model_max_length: int = Field(default=128, ge=16, le=512,
+                                      description="Word pieces per model window; longer texts are split into windows.")
+    pii_model_quantize: bool = Field(default=True, description="int8 dynamic quantization of the PII model (CPU).")
+    pii_model_rescan_s: float = Field(default=30.0, gt=0, description="How often the registry is scanned for a "
+                                                                      "newer PII model version.")
+    announce_block_ms: int = Field(default=1_000, ge=10, description="XREAD BLOCK on models.published.")
     batch_size: int = Field(default=256, ge=1, le=10_000, description="Entries read per XREADGROUP.")
     claim_idle_ms: int = Field(default=30_000, ge=0, description="events.valid entries idle this long are reclaimed.")
     shard_claim_idle_ms: int = Field(default=60_000, ge=0,

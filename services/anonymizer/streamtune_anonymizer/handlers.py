@@ -18,10 +18,12 @@ from pydantic import ValidationError
 from streamtune_shared import streams
 from streamtune_shared.bus import BatchConsumer, Bus, Entry, Forward, ForwardResult, dead_letter_forward, encode
 from streamtune_shared.datasets import new_shard_id
-from streamtune_shared.schemas import CleanEvent, FieldError, field_errors
+from streamtune_shared.schemas import CleanEvent, FieldError, ValidEvent, field_errors
 from streamtune_shared.storage import ObjectStore
 
 from . import metrics
+from .batch_redaction import DetectionFailed, redact_batch
+from .detection import PiiDetector
 from .domain import (
     AnonymizationPolicy,
     InvalidPayload,
@@ -32,7 +34,9 @@ from .domain import (
 from .generalization import DatasetGeneralization
 from .kanonymity import KAnonymityRule
 from .private_readings import PrivateReadings
+from .redaction import Redaction, keyed_pseudonyms, pattern_detector
 from .shards import ShardBuffer, build_shard
+from .text_policy import TextPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -58,17 +62,28 @@ class AnonymizeHandler:
     """events.valid -> events.clean, each event_id at most once; bad payloads -> events.dlq."""
 
     def __init__(self, bus: Callable[[], Bus], policy: AnonymizationPolicy, *, dedupe_ttl_s: int,
-                 now: Callable[[], datetime], readings: PrivateReadings | None = None) -> None:
+                 now: Callable[[], datetime], readings: PrivateReadings | None = None,
+                 detector: Callable[[], PiiDetector] = pattern_detector, text_policy: TextPolicy | None = None) -> None:
         self._bus = bus
         self._policy = policy
         self._dedupe_ttl_s = dedupe_ttl_s
         self._now = now
         self._readings = readings
+        self._detector = detector
+        self._text_policy = text_policy or TextPolicy()
+        self._pseudonym_of = keyed_pseudonyms(policy.pseudonymize)
 
     async def process(self, entries: list[Entry]) -> None:
         """Anonymize a batch; every entry is published (or dead-lettered) and acknowledged atomically."""
         now = self._now()
-        handled = await self._private_readings([self._handle(entry, now) for entry in entries], now)
+        decoded = [_decode(entry) for entry in entries]
+        events = [event if isinstance(event, ValidEvent) else None for event in decoded]
+        # One detector for the whole batch: a model swapped meanwhile serves the next batch.
+        texts = await asyncio.to_thread(
+            lambda: redact_batch(events, self._detector(), self._text_policy, self._pseudonym_of))
+        handled = [self._handle(entry, event, text, now) for entry, event, text in zip(entries, decoded, texts,
+                                                                                      strict=True)]
+        handled = await self._private_readings(handled, now)
         results = await self._bus().forward(streams.VALID, ANONYMIZE_GROUP, [h.forward for h in handled])
         outcomes, redactions = Counter[str](), Counter[str]()
         for result, published in zip(handled, results, strict=True):
@@ -88,13 +103,16 @@ class AnonymizeHandler:
             metrics.REDACTIONS.labels(pii_type).inc(count)
         log.debug("batch.anonymized", entries=len(entries), **outcomes)
 
-    def _handle(self, entry: Entry, now: datetime) -> _Handled:
+    def _handle(self, entry: Entry, event: ValidEvent | InvalidPayload, text: Redaction | DetectionFailed | None,
+                now: datetime) -> _Handled:
+        if isinstance(event, InvalidPayload):
+            return _Handled(self._dead(entry, event.reason, event.errors, event.event_id), event.event_id, None)
+        if isinstance(text, DetectionFailed):
+            metrics.DETECTION_FAILURES.inc()
+            error = FieldError(field="text", message=str(text))
+            return _Handled(self._dead(entry, str(text), (error,), event.event_id), event.event_id, None)
         try:
-            event = decode_valid_event(entry.payload)
-        except InvalidPayload as exc:
-            return _Handled(self._dead(entry, exc.reason, exc.errors, exc.event_id), exc.event_id, None)
-        try:
-            clean = anonymize_event(event, self._policy, now)
+            clean = anonymize_event(event, self._policy, now, redacted_text=text)
         except ValidationError as exc:  # a valid event that does not make a valid clean one: a bug, not a crash loop
             reason = "could not build a clean event"
             return _Handled(self._dead(entry, reason, field_errors(exc), event.event_id), event.event_id, None)
@@ -115,6 +133,13 @@ class AnonymizeHandler:
         log.warning("event.dead_lettered", entry_id=entry.id, event_id=event_id, reason=reason, errors=len(errors))
         return dead_letter_forward(entry, stage=ANONYMIZE_STAGE, reason=reason, source_stream=streams.VALID,
                                    errors=errors, event_id=event_id)
+
+
+def _decode(entry: Entry) -> ValidEvent | InvalidPayload:
+    try:
+        return decode_valid_event(entry.payload)
+    except InvalidPayload as exc:
+        return exc
 
 
 class BufferFull(RuntimeError):

@@ -23,3 +23,9 @@ DP_READINGS = Counter("streamtune_anonymizer_dp_readings_total",
                       ["outcome"])
 K_ANONYMITY_SUPPRESSED = Counter("streamtune_anonymizer_k_anonymity_suppressed_rows_total",
                                  "Rows left out of shards because their class stayed smaller than k")
+PII_MODEL_INFO = Gauge("streamtune_anonymizer_pii_model_info", "1 for the version of the PII model in use",
+                       ["version"])
+PII_MODEL_LOADS = Counter("streamtune_anonymizer_pii_model_loads_total", "PII model version loads, by outcome",
+                          ["outcome"])  # loaded | rejected
+DETECTION_FAILURES = Counter("streamtune_anonymizer_detection_failures_total",
+                             "Texts whose PII detection failed (the event is dead-lettered, never passed on)")
