@@ -80,6 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training and inference")
     parser.add_argument("--speed-texts", type=int, default=512, help="validation texts (cycled) per timing")
     parser.add_argument("--speed-repeats", type=int, default=3, help="round-robin timing passes (best is kept)")
+    parser.add_argument("--save-predictions", action="store_true",
+                        help="also write each run's fp32 validation tags at the longest length (for error analysis)")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "pii_model.json")
     return parser.parse_args(argv)
 
@@ -95,15 +97,19 @@ def in_dev(event_id: str) -> bool:
 
 
 def build_splits(args: argparse.Namespace, run: Run, records: list[dict]) -> tuple[DatasetSplits, list[Example]]:
-    """Train/dev splits of one run, and the validation examples (label set built over all three)."""
+    """Train/dev splits of one run, and the validation examples.
+
+    Validation always carries the pattern tags too, so that a card number tagged PERSON counts as PII found
+    (for precision) whether or not the model was trained on pattern tags; the label set is the training one.
+    """
     rows = generate(run.synthetic_rows, args.seed, pattern_labels=args.pattern_labels)
     if not args.no_presidio_train:
         rows += from_presidio(records, "train", pattern_labels=args.pattern_labels)
     pool = as_examples(rows)
-    validation = as_examples(from_presidio(records, "validation", pattern_labels=args.pattern_labels))
+    validation = as_examples(from_presidio(records, "validation", pattern_labels=True))
     train = tuple(e for e in pool if not in_dev(e.event_id))
     dev = tuple(e for e in pool if in_dev(e.event_id))
-    label_map = build_label_map(TOKEN_CLASSIFICATION, [*pool, *validation])
+    label_map = build_label_map(TOKEN_CLASSIFICATION, pool)
     return DatasetSplits(train=train, dev=dev, test=(), label_map=label_map, skipped=0), validation
 
 
@@ -156,9 +162,11 @@ def quantized(model: torch.nn.Module) -> torch.nn.Module:
 
 def score_variant(model: torch.nn.Module, tokenizer: Any, label_map: LabelMap, validation: list[Example],
                   max_length: int) -> dict[str, Any]:
-    """Token scores of one model variant on the validation split."""
+    """Token scores of one model variant on the validation split: the NER types, and every type (patterns too)."""
     predicted = tag_texts(model, tokenizer, [e.text for e in validation], label_map.id2label, max_length)
-    return token_scores([e.label for e in validation], predicted, NER_TYPES)
+    gold = [e.label for e in validation]
+    every_type = sorted({tag[2:] for tags in gold for tag in tags if tag != OUTSIDE})
+    return {**token_scores(gold, predicted, NER_TYPES), "all_types": token_scores(gold, predicted, every_type)}
 
 
 def texts_per_s(model: torch.nn.Module, tokenizer: Any, texts: list[str], id2label: dict[int, str],
@@ -181,8 +189,9 @@ def measure_speed(variants: dict[str, tuple], texts: list[str], lengths: list[in
 
 
 def print_scores(key: str, scores: dict[str, Any]) -> None:
-    """One line of recall/precision per type."""
-    per_type = " ".join(f"{t}={s['recall']:.3f}/{s['precision']:.3f}" for t, s in scores["types"].items())
+    """One line: recall/precision/found-as-any-PII per type."""
+    per_type = " ".join(f"{t}={s['recall']:.3f}/{s['precision']:.3f}/{s['found']:.3f}"
+                        for t, s in scores["types"].items())
     print(f"{key}: any R={scores['any']['recall']:.3f} P={scores['any']['precision']:.3f} | {per_type}", flush=True)
 
 
@@ -198,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     runs, variants, scores = [], {}, {}
     for run in args.runs:
         loaded, label_map, validation, figures = train_run(args, run, records)
+        if args.save_predictions:
+            figures["validation_tags"] = tag_texts(loaded.model, loaded.tokenizer, [e.text for e in validation],
+                                                   label_map.id2label, lengths[-1])
         runs.append(figures)
         for precision, model in (("fp32", loaded.model), ("int8", quantized(loaded.model))):
             name = f"{run.name}-{precision}"

@@ -62,6 +62,24 @@ def _person(fake: Faker, rng: random.Random) -> str:
     return f"{fake.first_name()} {fake.last_name()}-{fake.last_name()}"
 
 
+def _organization(fake: Faker, rng: random.Random) -> str:
+    roll = rng.random()
+    if roll < 0.5:
+        return fake.company()
+    if roll < 0.75:
+        return rng.choice(vocabulary()["organizations"])
+    # Brand-like names ("Rapid Cycle Solutions", "Paxata"), which Faker's company() never makes.
+    words = [rng.choice(vocabulary()["org_words"]) for _ in range(rng.randint(1, 2))]
+    suffix = rng.choice(vocabulary()["org_suffixes"]) if rng.random() < 0.6 else ""
+    return " ".join([*words, suffix]).strip()
+
+
+def _state_abbreviation(fake: Faker, rng: random.Random) -> str:
+    if hasattr(fake, "state_abbr"):
+        return fake.state_abbr()
+    return _first_of(fake, ("state", "administrative_unit", "region"))[:2].upper()
+
+
 def _secondary(fake: Faker, rng: random.Random) -> str:
     if hasattr(fake, "secondary_address") and rng.random() < 0.5:
         return fake.secondary_address()
@@ -109,12 +127,12 @@ PLACEHOLDERS: dict[str, Placeholder] = {
     "FIRST_NAME": _ner("PERSON", lambda fake, rng: fake.first_name()),
     "LAST_NAME": _ner("PERSON", lambda fake, rng: fake.last_name()),
     "TITLE": _ner("TITLE", _pick("titles")),
-    "ORGANIZATION": _ner("ORGANIZATION", lambda fake, rng: fake.company() if rng.random() < 0.7
-                         else rng.choice(vocabulary()["organizations"])),
+    "ORGANIZATION": _ner("ORGANIZATION", _organization),
     "CITY": _ner("LOCATION", lambda fake, rng: fake.city()),
     "COUNTRY": _ner("LOCATION", lambda fake, rng: fake.country() if rng.random() < 0.6
                     else rng.choice(vocabulary()["countries"])),
     "STATE": _ner("LOCATION", lambda fake, rng: _first_of(fake, ("state", "administrative_unit", "region"))),
+    "STATE_ABBR": _ner("LOCATION", _state_abbreviation),
     "STREET_ADDRESS": _ner("STREET_ADDRESS", lambda fake, rng: fake.street_address()),
     "FULL_ADDRESS": _ner("STREET_ADDRESS", lambda fake, rng: fake.address()),
     "STREET_NAME": _ner("STREET_ADDRESS", lambda fake, rng: fake.street_name()),
