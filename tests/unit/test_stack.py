@@ -122,3 +122,19 @@ def test_service_process_stop_kills_a_process_that_ignores_sigterm(tmp_path):
     assert service.stop(timeout_s=0.5) == -signal.SIGKILL
     assert service.stop() == -signal.SIGKILL  # already stopped: just its exit code
     service.proc.stdout.close()
+
+
+def test_group_alive_sees_a_member_that_outlives_its_leader_and_stop_started_waits_for_it():
+    # The leader forks a member that ignores SIGTERM, then exits: pid_alive(leader) says gone too early.
+    leader = subprocess.Popen(["sh", "-c", "(trap '' TERM; sleep 30) & echo $!"], stdout=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    member = int(leader.stdout.readline())
+    leader.wait()
+    leader.stdout.close()
+    try:
+        assert not processes.pid_alive(leader.pid) and stack.group_alive(leader.pid)
+        assert stack.stop_started("test", leader.pid, timeout_s=0.5) == "killed"
+        assert not stack.group_alive(leader.pid) and not processes.pid_alive(member)
+    finally:
+        if processes.pid_alive(member):
+            os.kill(member, signal.SIGKILL)
