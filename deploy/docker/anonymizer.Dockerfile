@@ -3,12 +3,17 @@
 #   docker build -f deploy/docker/anonymizer.Dockerfile -t streamtune/anonymizer:dev .
 ARG PYTHON_IMAGE=python:3.11-slim
 
-# Build stage: a virtual environment with the shared package and this service only.
+# Build stage: a virtual environment with torch (the PII model), the shared package and this service only.
 FROM ${PYTHON_IMAGE} AS build
+# TORCH_VERSION must satisfy the torch pin in services/anonymizer/pyproject.toml.
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH
-RUN python -m venv /opt/venv
+# torch first and from its own index, so that the service's pin finds it installed (CPU wheels).
+RUN python -m venv /opt/venv \
+ && pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 COPY shared /src/shared
 COPY services/anonymizer /src/services/anonymizer
 RUN pip install /src/shared /src/services/anonymizer

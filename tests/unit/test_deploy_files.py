@@ -32,7 +32,8 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "streamtune-dashboard.json"
 
 PORTS = {"ingestion": 8081, "anonymizer": 8082, "trainer": 8083, "predictor": 8084}
 SCALABLE = ("ingestion", "anonymizer", "predictor")
-TORCH_SERVICES = ("trainer", "predictor")
+# The anonymizer serves the PII model (a token classifier), so it needs torch too.
+TORCH_SERVICES = ("anonymizer", "trainer", "predictor")
 # service -> (stream, consumer group) its ScaledObject must watch; the contract the services consume with.
 SCALED_GROUPS = {
     "ingestion": (streams.RAW, "ingestion"),
@@ -294,7 +295,7 @@ def test_dockerfile_copies_only_shared_and_its_own_service(name):
 
 
 @pytest.mark.parametrize("name", PORTS)
-def test_only_trainer_and_predictor_images_install_torch(name):
+def test_only_model_serving_images_install_torch(name):
     runs = " ".join(args for op, args in dockerfile_instructions(name) if op == "RUN")
     if name in TORCH_SERVICES:
         assert re.search(r"pip install \"?torch==\$\{TORCH_VERSION\}\"? --index-url \"?\$\{TORCH_INDEX_URL\}", runs)
