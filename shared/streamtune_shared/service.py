@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from .bus import BatchConsumer, Bus, ConsumerSpec, ProcessBatch, RedisBus, make_broker
+from .group_metrics import run_group_metrics
 from .settings import InfraSettings
 from .storage import ObjectStore, minio_store
 from .tasks import cancel_and_wait
@@ -104,6 +105,10 @@ class ServiceRuntime:
     async def _after_startup(self) -> None:
         for name, factory in self._task_factories:
             self._tasks.append(asyncio.create_task(factory(), name=f"{self.name}:{name}"))
+        if self.redis is not None and self.consumers:  # lag/pending gauges of the groups this service reads
+            pairs = [(consumer.spec.stream, consumer.spec.group) for consumer in self.consumers]
+            self._tasks.append(asyncio.create_task(run_group_metrics(self.redis, pairs),
+                                                   name=f"{self.name}:group_metrics"))
         self.started = True
         log.info("service.started", service=self.name, consumers=len(self.consumers))
 
