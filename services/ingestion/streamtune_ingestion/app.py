@@ -17,6 +17,7 @@ from streamtune_shared.service import ServiceRuntime
 from .config import IngestionSettings
 from .handlers import GROUP, STAGE, RawEventHandler
 from .http_api import create_http_app
+from .stats_store import DeviceStatsStore, InMemoryDeviceStats, RedisDeviceStats
 
 READY_PING_TIMEOUT_S = 1.0
 
@@ -33,14 +34,35 @@ def create_app(settings: IngestionSettings, deps: IngestionDeps | None = None) -
     """The ingestion service as an ASGI app; clients are made when its lifespan starts."""
     deps = deps or IngestionDeps()
     runtime = ServiceRuntime(settings.infra, name="ingestion", bus=deps.bus)
-    handler = RawEventHandler(lambda: runtime.bus, settings.policy(), settings.dedupe_ttl_s, deps.clock)
+    stats = device_stats_of(runtime) if settings.device_stats else lambda: None
+    handler = RawEventHandler(lambda: runtime.bus, settings.policy(), settings.dedupe_ttl_s, deps.clock, stats)
     runtime.add_consumer(consumer_spec(settings), handler)
-    http_app = create_http_app(settings, lambda: runtime.bus, deps.clock)
+    http_app = create_http_app(settings, lambda: runtime.bus, deps.clock, stats)
 
     async def ready() -> bool:
         return await is_ready(runtime)
 
-    return runtime.build(http_app, ready=ready)
+    app = runtime.build(http_app, ready=ready)
+    # AsgiFastStream matches exact paths only: a path with parameters (/devices/{id}/stats) falls through to FastAPI.
+    app.not_found = http_app  # type: ignore[method-assign]
+    return app
+
+
+def device_stats_of(runtime: ServiceRuntime) -> Callable[[], DeviceStatsStore | None]:
+    """The statistics store: in Redis once the runtime has a client, in memory on an injected fake bus."""
+    made: list[DeviceStatsStore] = []
+
+    def current() -> DeviceStatsStore | None:
+        if not made:
+            if runtime.redis is not None:
+                made.append(RedisDeviceStats(runtime.redis))
+            elif runtime.started:
+                made.append(InMemoryDeviceStats())
+            else:
+                return None
+        return made[0]
+
+    return current
 
 
 def consumer_spec(settings: IngestionSettings) -> ConsumerSpec:

@@ -8,11 +8,14 @@ from datetime import datetime
 import structlog
 from streamtune_shared import streams
 from streamtune_shared.bus import Bus, Entry, Forward, ForwardResult, dead_letter_forward, encode
-from streamtune_shared.schemas import FieldError
+from redis.exceptions import RedisError
+from streamtune_shared.schemas import FieldError, ValidEvent
 
+from .device_stats import summarize_batch
 from .domain import Accepted, IngestionPolicy, Outcome, Rejected, ingest_payload
-from .metrics import EVENTS, READINGS_DROPPED, REJECTIONS
+from .metrics import EVENTS, READINGS_DROPPED, REJECTIONS, STATS_FAILURES
 from .payloads import PAYLOAD_FIELD
+from .stats_store import DeviceStatsStore
 
 GROUP = "ingestion"
 STAGE = "ingestion"
@@ -40,11 +43,12 @@ class RawEventHandler:
     """Process a batch of ``events.raw`` entries; every entry is acknowledged by the write it produced."""
 
     def __init__(self, bus: Callable[[], Bus], policy: IngestionPolicy, dedupe_ttl_s: int,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], stats: Callable[[], DeviceStatsStore | None] = lambda: None) -> None:
         self._bus = bus
         self._policy = policy
         self._dedupe_ttl_s = dedupe_ttl_s
         self._clock = clock
+        self._stats = stats
 
     async def __call__(self, entries: list[Entry]) -> None:
         """Validate and clean each entry, then publish and acknowledge all of them in one round trip."""
@@ -55,6 +59,20 @@ class RawEventHandler:
         forwards = [self._forward(entry, outcome) for entry, outcome in zip(entries, outcomes, strict=True)]
         results = await self._bus().forward(streams.RAW, GROUP, forwards)
         self._record(entries, outcomes, results)
+        published = [o.event for o, r in zip(outcomes, results, strict=True) if isinstance(o, Accepted) and r]
+        await self._add_stats(published)
+
+    async def _add_stats(self, published: list[ValidEvent]) -> None:
+        # After the forward, and only for events this call published: each event counts at most once, and a
+        # duplicate or a redelivered entry never counts twice (a crash in between loses one batch's share).
+        store = self._stats()
+        if store is None or not published:
+            return
+        try:
+            await store.add(summarize_batch(published))
+        except (RedisError, OSError) as exc:
+            STATS_FAILURES.inc()
+            log.warning("device_stats.update_failed", events=len(published), error=type(exc).__name__)
 
     def _forward(self, entry: Entry, outcome: Outcome) -> Forward:
         if isinstance(outcome, Accepted):

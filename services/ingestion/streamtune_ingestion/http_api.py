@@ -23,6 +23,7 @@ from .config import IngestionSettings
 from .domain import Accepted, IngestionPolicy, Outcome, Rejected, ingest_payload
 from .http_body import BodyNotJSON, TooManyItems, split_events_body
 from .metrics import HTTP_ITEMS, REJECTIONS
+from .stats_store import DeviceStatsStore
 
 HTTP_STAGE = "ingestion-http"
 BODY_FIELD = "body"
@@ -48,11 +49,31 @@ class IngestResponse(BaseModel):
     errors: list[FieldError] = []
 
 
+class SensorStatsOut(BaseModel):
+    """Running statistics of one sensor of one device (sample variance; ``last_ts`` in epoch seconds)."""
+
+    count: int
+    mean: float
+    variance: float
+    std: float
+    min: float
+    max: float
+    last_ts: float
+
+
+class DeviceStatsResponse(BaseModel):
+    """``GET /devices/{id}/stats``: every sensor the device has sent a kept reading for."""
+
+    device_id: str
+    sensors: dict[str, SensorStatsOut]
+
+
 class BusUnavailable(Exception):
     """Redis could not take the writes; the producer should retry."""
 
 
-def create_http_app(settings: IngestionSettings, bus: Callable[[], Bus], clock: Callable[[], datetime]) -> FastAPI:
+def create_http_app(settings: IngestionSettings, bus: Callable[[], Bus], clock: Callable[[], datetime],
+                    stats: Callable[[], DeviceStatsStore | None] = lambda: None) -> FastAPI:
     """The producer-facing HTTP API; ``bus`` is called per request (the real one exists only after startup)."""
     app = FastAPI(title="streamtune ingestion", version="1", openapi_url="/openapi.json")
     policy = settings.policy()
@@ -72,7 +93,28 @@ def create_http_app(settings: IngestionSettings, bus: Callable[[], Bus], clock: 
         except BusUnavailable as exc:
             return body_error(503, str(exc))
 
+    @app.get("/devices/{device_id}/stats", response_model=DeviceStatsResponse, responses={404: {}, 503: {}})
+    async def device_stats(device_id: str) -> JSONResponse:
+        """Running per-sensor statistics of a raw device id: an operator endpoint inside the trust boundary."""
+        return await stats_response(stats(), device_id)
+
     return app
+
+
+async def stats_response(store: DeviceStatsStore | None, device_id: str) -> JSONResponse:
+    """200 with the device's statistics, 404 for a device never seen, 503 without a store."""
+    if store is None:
+        return JSONResponse({"detail": "device statistics are off or the service is starting"}, status_code=503)
+    try:
+        sensors = await store.read(device_id)
+    except (RedisError, OSError):
+        return JSONResponse({"detail": "the statistics store is unavailable"}, status_code=503,
+                            headers={"Retry-After": "1"})
+    if not sensors:
+        return JSONResponse({"detail": "no statistics for this device"}, status_code=404)
+    body = DeviceStatsResponse(device_id=device_id,
+                               sensors={name: SensorStatsOut(**s.as_dict()) for name, s in sensors.items()})
+    return JSONResponse(body.model_dump(mode="json"))
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:

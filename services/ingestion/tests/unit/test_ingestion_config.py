@@ -41,3 +41,23 @@ def test_object_store_keys_have_no_defaults(monkeypatch):
     monkeypatch.delenv("STREAMTUNE_S3_SECRET_KEY", raising=False)
     with pytest.raises(ValidationError):
         IngestionSettings()
+
+
+def test_the_sensor_catalogue_and_replay_ages_are_read_as_json(env):
+    env.setenv("INGESTION_SENSOR_CATALOGUE",
+               '{"pump-sensors": {"Temperature": {"unit": "degC", "range": [-20, 150], "accepts": ["degF"]}}}')
+    env.setenv("INGESTION_DATASET_MAX_AGE_S", '{"pump-sensors": 315360000}')
+    policy = IngestionSettings().policy()
+    assert policy.catalogues["pump-sensors"].sensors["Temperature"].valid_range == (-20.0, 150.0)
+    assert policy.max_age_for("pump-sensors") == 315_360_000
+    assert policy.max_age_for("clinical-notes") == 2_592_000
+
+
+@pytest.mark.parametrize("name, value", [
+    ("INGESTION_SENSOR_CATALOGUE", '{"d": {"T": {"unit": "degC", "accepts": ["bar"]}}}'),
+    ("INGESTION_DATASET_MAX_AGE_S", '{"d": 0}'),
+])
+def test_an_unusable_catalogue_or_age_is_refused_at_startup(env, name, value):
+    env.setenv(name, value)
+    with pytest.raises(ValidationError):
+        IngestionSettings()
