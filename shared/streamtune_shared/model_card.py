@@ -21,6 +21,14 @@ LABELS_FILE = "labels.json"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 REQUIRED_FILES = (WEIGHTS_FILE, CONFIG_FILE, LABELS_FILE)
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+TOKENIZER_FILE = "tokenizer.json"
+# An adapter version stores the adapter (with the trained head) and names its base instead of holding it.
+ADAPTER_REQUIRED_FILES = (ADAPTER_WEIGHTS_FILE, ADAPTER_CONFIG_FILE, LABELS_FILE, TOKENIZER_FILE)
+AdapterMethod = Literal["lora", "prefix", "prompt"]
+# LoRA folds into the base weights at load time; prompt and prefix tuning change the input, so stay peft modules.
+MERGEABLE_METHODS = ("lora",)
 # Formats that unpickle on load, i.e. run code from the file: never written, never loaded.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 CARD_FORMAT = 1
@@ -81,6 +89,41 @@ class CardLineage(BaseModel):
     rows: dict[str, int] = Field(default_factory=dict)
 
 
+class CardAdapter(BaseModel):
+    """What an adapter version adapts: its method, peft settings, and the base it must be loaded on."""
+
+    model_config = _DOCUMENT
+
+    method: AdapterMethod
+    peft_config: dict[str, Any] = Field(default_factory=dict)
+    base: str = Field(min_length=1, description="'minilm', a registry version '<model>/<version>', an s3:// URI "
+                                                "or a local folder")
+    base_sha256: Sha256 | None = Field(default=None, description="sha256 of the base's model.safetensors")
+    base_layers: int | None = Field(default=None, ge=1, description="The base is cut to its first N layers")
+    trainable_parameters: int = 0
+    total_parameters: int = 0
+
+    @property
+    def mergeable(self) -> bool:
+        """Whether the adapter folds into the base weights (served as a plain model)."""
+        return self.method in MERGEABLE_METHODS
+
+
+class CardPrivacy(BaseModel):
+    """DP-SGD: the privacy spent by the published weights, and how the noise was calibrated."""
+
+    model_config = _DOCUMENT
+
+    epsilon: float
+    delta: float
+    target_epsilon: float
+    noise_multiplier: float
+    max_grad_norm: float
+    sample_rate: float
+    steps: int
+    accountant: str = "rdp"
+
+
 class ModelCard(BaseModel):
     """What a version is, how it was made, from which data, and the sha256 of every file but itself."""
 
@@ -101,6 +144,8 @@ class ModelCard(BaseModel):
     files: dict[str, Sha256]
     created_at: AwareDatetime
     libraries: dict[str, str] = Field(default_factory=dict)
+    adapter: CardAdapter | None = None
+    privacy: CardPrivacy | None = None
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers an announcement carries: dev and test, without per-label reports."""
@@ -132,7 +177,7 @@ def parse_card(raw: bytes, model_name: str, version: str) -> ModelCard:
         raise VersionRejected("card.json is not a JSON object")
     if document.get("model_name") != model_name or document.get("version") != version:
         raise VersionRejected("card.json names another model or version")
-    check_card_files(document.get("files"))
+    check_card_files(document.get("files"), adapter=document.get("adapter") is not None)
     try:
         return ModelCard.model_validate(document)
     except ValidationError as exc:
@@ -140,7 +185,12 @@ def parse_card(raw: bytes, model_name: str, version: str) -> ModelCard:
         raise VersionRejected(f"card.json does not fit the card schema: {fields}") from None
 
 
-def check_card_files(files: Any) -> None:
+def required_files(adapter: bool) -> tuple[str, ...]:
+    """The files a version must list: full weights and config, or (adapter versions) adapter and tokenizer."""
+    return ADAPTER_REQUIRED_FILES if adapter else REQUIRED_FILES
+
+
+def check_card_files(files: Any, *, adapter: bool = False) -> None:
     """Refuse a file list with unsafe names, missing digests, pickle formats, itself, or no required file."""
     if not isinstance(files, dict) or not files:
         raise VersionRejected("card.json lists no files")
@@ -153,7 +203,7 @@ def check_card_files(files: Any) -> None:
             raise VersionRejected(f"pickle-based weights listed: {name}")
     if CARD_FILE in files:
         raise VersionRejected("card.json lists itself")
-    for required in REQUIRED_FILES:
+    for required in required_files(adapter):
         if required not in files:
             raise VersionRejected(f"card lists no {required}")
 

@@ -23,6 +23,19 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
+)
+
+from .adaptation import (
+    OPTION_BLOCKS,
+    DPOptions,
+    FreezeOptions,
+    LoraOptions,
+    LrSchedule,
+    Method,
+    PrefixOptions,
+    PromptOptions,
+    fill_method_defaults,
 )
 
 SCHEMA_VERSION = 1
@@ -352,7 +365,8 @@ class TrainRequest(BaseModel):
     )
     epochs: int = Field(default=3, ge=1, le=100)
     batch_size: int = Field(default=16, ge=1, le=512)
-    learning_rate: float = Field(default=5e-5, gt=0, lt=1)
+    learning_rate: float = Field(gt=0, lt=1, description="Absent or null: the method's default "
+                                                          "(streamtune_shared.adaptation.DEFAULT_LEARNING_RATES).")
     weight_decay: float = Field(default=0.01, ge=0, lt=1)
     seed: int = 42
     max_length: int = Field(default=128, ge=8, le=512)
@@ -363,6 +377,39 @@ class TrainRequest(BaseModel):
         default=None, ge=1, le=48,
         description="Keep only the first N transformer layers of the base model: a smaller, faster model "
                     "(e.g. 3 of MiniLM's 6 for the anonymizer's PII detector); None keeps every layer.")
+    # adaptation methods (issue 8): the method, its option block, regularization, DP-SGD
+    method: Method = Field(default="full", description="full, lora, freeze, prefix or prompt.")
+    lora: LoraOptions | None = None
+    freeze: FreezeOptions | None = None
+    prefix: PrefixOptions | None = None
+    prompt: PromptOptions | None = None
+    hidden_dropout: float | None = Field(default=None, ge=0, lt=1, description="None keeps the base's.")
+    attention_dropout: float | None = Field(default=None, ge=0, lt=1, description="None keeps the base's.")
+    classifier_dropout: float | None = Field(default=None, ge=0, lt=1, description="None: the hidden dropout.")
+    max_grad_norm: float | None = Field(default=1.0, gt=0, description="Gradient clipping; None turns it off.")
+    lr_schedule: LrSchedule = "linear"
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share of the steps spent warming up.")
+    dp: DPOptions | None = Field(default=None, description="DP-SGD with Opacus (full, freeze or lora).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_defaults(cls, data: Any) -> Any:
+        return fill_method_defaults(data)
+
+    @field_validator(*OPTION_BLOCKS)
+    @classmethod
+    def _options_match_method(cls, value: Any, info: ValidationInfo) -> Any:
+        method = info.data.get("method")
+        if value is not None and method is not None and info.field_name != method:
+            raise ValueError(f"the {info.field_name} options are for method {info.field_name!r}, not {method!r}")
+        return value
+
+    @field_validator("dp")
+    @classmethod
+    def _dp_fits_method(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("method") in ("prefix", "prompt"):
+            raise ValueError("DP-SGD works with methods full, freeze and lora")
+        return value
 
 
 TrainState = Literal["accepted", "running", "epoch_end", "published", "failed"]

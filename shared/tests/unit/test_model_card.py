@@ -77,3 +77,37 @@ def test_labels_are_read_for_the_cards_task():
     gap = json.dumps({"task": "token-classification", "id2label": {"0": "O", "2": "B-X"}}).encode()
     with pytest.raises(VersionRejected, match="0..n-1"):
         read_labels(gap, "token-classification")
+
+
+ADAPTER_FILES = {"adapter_model.safetensors": DIGEST, "adapter_config.json": DIGEST, "labels.json": DIGEST,
+                 "tokenizer.json": DIGEST}
+ADAPTER = {"method": "lora", "peft_config": {"r": 8}, "base": "minilm", "base_sha256": DIGEST}
+
+
+def test_an_adapter_version_needs_the_adapter_and_tokenizer_not_full_weights():
+    card = parse_card(_card(files=ADAPTER_FILES, adapter=ADAPTER), "disease-ner", VERSION)
+    assert card.adapter is not None and card.adapter.base == "minilm" and card.adapter.mergeable
+    missing = {k: v for k, v in ADAPTER_FILES.items() if k != "adapter_model.safetensors"}
+    assert _rejection(_card(files=missing, adapter=ADAPTER)) == "card lists no adapter_model.safetensors"
+
+
+def test_adapter_files_alone_do_not_make_a_full_version():
+    assert _rejection(_card(files=ADAPTER_FILES)) == "card lists no model.safetensors"
+
+
+@pytest.mark.parametrize("adapter", [{**ADAPTER, "method": "full"}, {**ADAPTER, "base": ""},
+                                     {**ADAPTER, "base_sha256": "not-a-digest"}, {"method": "lora"}])
+def test_a_malformed_adapter_block_is_refused(adapter):
+    assert _rejection(_card(files=ADAPTER_FILES, adapter=adapter)).startswith("card.json does not fit the card schema")
+
+
+def test_prompt_tuned_adapters_are_not_merged():
+    card = parse_card(_card(files=ADAPTER_FILES, adapter={**ADAPTER, "method": "prompt"}), "disease-ner", VERSION)
+    assert card.adapter is not None and not card.adapter.mergeable
+
+
+def test_the_privacy_spent_is_part_of_the_card():
+    privacy = {"epsilon": 7.9, "delta": 1e-5, "target_epsilon": 8, "noise_multiplier": 0.7, "max_grad_norm": 1.0,
+               "sample_rate": 0.01, "steps": 300}
+    card = parse_card(_card(privacy=privacy), "disease-ner", VERSION)
+    assert card.privacy is not None and card.privacy.epsilon == 7.9 and card.privacy.steps == 300

@@ -1,0 +1,68 @@
+"""Train requests pick an adaptation method with its own typed options; the rest gets the method's defaults."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+from streamtune_shared.adaptation import DEFAULT_LEARNING_RATES
+from streamtune_shared.schemas import TrainRequest, field_errors
+
+BASE = {"model_name": "disease-ner", "task": "token-classification", "dataset": "clinical-notes"}
+
+
+def _error_fields(**fields) -> list[str]:
+    with pytest.raises(ValidationError) as caught:
+        TrainRequest(**BASE, **fields)
+    return [error.field for error in field_errors(caught.value, limit=5, root="", model=TrainRequest)]
+
+
+@pytest.mark.parametrize("method", ["full", "lora", "freeze", "prefix", "prompt"])
+def test_a_request_naming_only_the_method_gets_that_methods_learning_rate(method):
+    request = TrainRequest(**BASE, method=method)
+    assert request.learning_rate == DEFAULT_LEARNING_RATES[method]
+
+
+def test_the_default_method_is_a_full_fine_tune_at_a_rate_that_learns():
+    request = TrainRequest(**BASE)
+    assert request.method == "full" and request.learning_rate == 3e-4
+
+
+def test_an_explicit_or_null_learning_rate():
+    assert TrainRequest(**BASE, method="lora", learning_rate=5e-4).learning_rate == 5e-4
+    assert TrainRequest(**BASE, method="lora", learning_rate=None).learning_rate == DEFAULT_LEARNING_RATES["lora"]
+
+
+def test_option_blocks_are_typed_with_defaults():
+    request = TrainRequest(**BASE, method="lora", lora={"r": 4, "target_modules": ["query", "key", "value"]})
+    assert request.lora is not None and (request.lora.r, request.lora.alpha) == (4, 16)
+    assert request.lora.target_modules == ("query", "key", "value")
+    assert TrainRequest(**BASE, method="freeze", freeze={"layers": 2}).freeze.embeddings is True
+
+
+def test_an_option_block_for_another_method_is_an_error_naming_the_field():
+    assert "freeze" in _error_fields(method="lora", freeze={"layers": 2})
+    assert "lora" in _error_fields(lora={"r": 4})  # method defaults to full
+
+
+def test_unknown_options_and_methods_are_refused():
+    assert any(f.startswith("lora") for f in _error_fields(method="lora", lora={"rank": 4}))
+    assert "method" in _error_fields(method="adapter")
+
+
+def test_dp_takes_a_target_and_is_refused_for_soft_prompts():
+    request = TrainRequest(**BASE, method="lora", dp={"target_epsilon": 8})
+    assert request.dp is not None and (request.dp.delta, request.dp.max_grad_norm) == (1e-5, 1.0)
+    assert "dp" in _error_fields(method="prompt", dp={"target_epsilon": 8})
+    assert any(f.startswith("dp") for f in _error_fields(dp={"target_epsilon": 0}))
+
+
+def test_regularization_fields_have_defaults_and_bounds():
+    request = TrainRequest(**BASE, hidden_dropout=0.2, lr_schedule="cosine")
+    assert (request.max_grad_norm, request.warmup_ratio, request.lr_schedule) == (1.0, 0.1, "cosine")
+    assert "hidden_dropout" in _error_fields(hidden_dropout=1.5)
+    assert "lr_schedule" in _error_fields(lr_schedule="step")
+
+
+def test_a_request_survives_its_own_json():
+    request = TrainRequest(**BASE, method="prompt", prompt={"num_virtual_tokens": 8, "init": "vocab"})
+    assert TrainRequest.model_validate_json(request.model_dump_json()) == request
