@@ -8,7 +8,7 @@ PACKAGES := shared services/ingestion services/anonymizer services/trainer servi
 STACK := $(BIN)/python deploy/local/stack.py
 PYTEST_ARGS ?=
 
-.PHONY: install test test-unit demo up down bench clean
+.PHONY: install test test-unit demo up down bench docs clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "streamtune needs Python 3.11 (set PYTHON=...)")'
@@ -46,6 +46,11 @@ bench: install
 	$(BIN)/python tests/bench/bench_dataplane.py
 	$(BIN)/python tests/bench/bench_predictor.py
 	$(BIN)/python tests/bench/bench_training.py
+
+# The wire contract (docs/asyncapi.yaml) and the HTTP APIs (docs/openapi/*.json), generated from the code;
+# tests/unit/test_docs.py fails when the committed files are stale.
+docs: install
+	$(BIN)/python docs/write_docs.py
 
 clean: down
 	rm -rf .stack

@@ -30,6 +30,18 @@ def create_http_app(readings: PrivateReadings, pseudonymize: Callable[[str], str
     """A Starlette app with the privacy-budget route."""
 
     async def device_budget(request: Request) -> Response:
+        """The privacy budget a device spent, per DP dataset (the OpenAPI below feeds docs/openapi/anonymizer.json).
+        ---
+        summary: Privacy budget a device spent, per DP dataset
+        parameters:
+          - {name: device_id, in: query, schema: {type: string}, description: "Raw device id (pseudonymized here)"}
+          - {name: pseudonym, in: query, schema: {type: string}, description: "The device's pseudonym, ps_..."}
+        responses:
+          "200":
+            description: "{device: pseudonym, datasets: {<dataset>: {spent_epsilon, budget_epsilon, window_s}}}"
+          "400":
+            description: Neither or both of device_id and pseudonym, or an invalid device_id
+        """
         raw, given = request.query_params.get("device_id"), request.query_params.get("pseudonym")
         if (raw is None) == (given is None):
             return JSONResponse({"error": "give exactly one of device_id or pseudonym"}, status_code=400)
