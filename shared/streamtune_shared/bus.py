@@ -28,7 +28,7 @@ from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage as BatchMessage
 from faststream.redis.message import FAKE_CONSUMER, RedisBatchStreamMessage
 from faststream.redis.parser import MessageFormat
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -49,6 +49,8 @@ STALE = Counter("streamtune_entries_already_acked_total",
                 "Entries finished here after another worker had already acked them (output not published)",
                 ["stream", "group"])
 BATCH_FAILURES = Counter("streamtune_batch_failures_total", "Batches whose processing raised", ["stream", "group"])
+BATCH_SIZE = Histogram("streamtune_batch_size", "Entries per batch handed to a consumer group's handler",
+                       ["stream", "group"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048))
 
 
 def consumer_name() -> str:
@@ -451,6 +453,7 @@ class BatchConsumer:
         spec = self.spec
         ids = [entry.id for entry in entries]
         self.hold(ids)
+        BATCH_SIZE.labels(spec.stream, spec.group).observe(len(entries))
         try:
             await self._process(entries)
             ENTRIES.labels(spec.stream, spec.group, "processed").inc(len(entries))

@@ -1,4 +1,4 @@
-"""Lag and pending gauges against a real redis-server, and a running service exporting them on /metrics."""
+"""Lag and pending gauges against a real redis-server; a running service exports them and its batch sizes."""
 
 from __future__ import annotations
 
@@ -69,6 +69,9 @@ async def test_a_running_service_shows_its_groups_backlog_on_metrics(redis_clien
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc") as client:
             await wait_until(lambda: _ready(client), "the service ready", 20)
             await wait_until(metrics_show_the_backlog, "pending 3 and lag 0 on /metrics", 20)
+    labels = {"stream": "gm.svc", "group": "gm-group"}
+    assert REGISTRY.get_sample_value("streamtune_batch_size_sum", labels) == 6  # every entry, in batches of <= 2
+    assert 3 <= REGISTRY.get_sample_value("streamtune_batch_size_count", labels) <= 6
 
 
 async def _ready(client: httpx.AsyncClient) -> bool:
