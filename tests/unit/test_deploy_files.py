@@ -20,7 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 from packaging.requirements import Requirement
+from streamtune_anonymizer.handlers import ANONYMIZE_GROUP, SHARD_GROUP
+from streamtune_ingestion.handlers import GROUP as INGESTION_GROUP
+from streamtune_predictor.handlers import GROUP as PREDICTOR_GROUP
 from streamtune_shared import streams
+from streamtune_shared.group_metrics import LAG_COUNT_LIMIT
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -34,12 +38,14 @@ PORTS = {"ingestion": 8081, "anonymizer": 8082, "trainer": 8083, "predictor": 80
 SCALABLE = ("ingestion", "anonymizer", "predictor")
 # The anonymizer serves the PII model (a token classifier), so it needs torch too.
 TORCH_SERVICES = ("anonymizer", "trainer", "predictor")
-# service -> (stream, consumer group) its ScaledObject must watch; the contract the services consume with.
+# service -> (stream, consumer group) its ScaledObject must watch: the names the services consume with.
 SCALED_GROUPS = {
-    "ingestion": (streams.RAW, "ingestion"),
-    "anonymizer": (streams.VALID, "anonymizer"),
-    "predictor": (streams.CLEAN, "predictor"),
+    "ingestion": (streams.RAW, INGESTION_GROUP),
+    "anonymizer": (streams.VALID, ANONYMIZE_GROUP),
+    "predictor": (streams.CLEAN, PREDICTOR_GROUP),
 }
+# Every (stream, group) a scaled service reads; a trigger may watch any of them.
+SCALED_SERVICE_GROUPS = {*SCALED_GROUPS.values(), (streams.CLEAN, SHARD_GROUP)}
 SECRET_NAME = re.compile(r"KEY|PASSWORD|SECRET|TOKEN|AUTH|ROOT_USER")
 # A secret may only be a reference without a default: ${VAR} or ${VAR:?message}.
 SECRET_REFERENCE = re.compile(r"\$\{[A-Z][A-Z0-9_]*(:?\?[^}]*)?\}")
@@ -599,6 +605,16 @@ def test_k8s_scaled_object_targets_its_deployment_with_redis_streams_triggers(na
         assert trigger["metadata"]["addressFromEnv"] in container_env
 
 
+def test_k8s_triggers_watch_real_groups_with_a_lag_threshold_the_lag_gauge_can_reach():
+    for scaled in k8s_objects("ScaledObject").values():
+        triggers = [t["metadata"] for t in scaled["spec"]["triggers"]]
+        assert {(m["stream"], m["consumerGroup"]) for m in triggers} <= SCALED_SERVICE_GROUPS
+        lag_counts = [int(m["lagCount"]) for m in triggers if "lagCount" in m]
+        assert lag_counts, f"{scaled['metadata']['name']} has no lagCount trigger"
+        # streamtune_consumer_group_lag counts at most LAG_COUNT_LIMIT when Redis cannot tell the lag.
+        assert all(0 < count <= LAG_COUNT_LIMIT for count in lag_counts)
+
+
 def test_k8s_trigger_authentication_reads_the_redis_password_from_the_secret():
     secret_keys = set(yaml.safe_load((K8S_DIR / "secret.example.yaml").read_text())["stringData"])
     for auth in k8s_objects("TriggerAuthentication").values():
@@ -665,3 +681,42 @@ def test_dashboard_metrics_are_defined_by_the_code(metric):
     # prometheus_client appends _total to counters, so the code may name either form.
     base = metric.removesuffix("_total")
     assert re.search(rf"[\"']{base}(_total)?[\"']", source), f"{metric} is not defined in {package.relative_to(ROOT)}"
+
+
+# prometheus_client's exposed series per metric type (a Counter's name may carry _total or not).
+EXPOSED_SUFFIXES = {"Counter": ("_total",), "Gauge": ("",), "Histogram": ("_bucket", "_sum", "_count"),
+                    "Summary": ("", "_sum", "_count")}
+METRIC_DEFINITION = re.compile(r"\b(Counter|Gauge|Histogram|Summary)\(\s*[\"'](streamtune_[a-z0-9_]+)[\"']")
+
+
+def exposed_metric_names() -> set[str]:
+    """Every series name the services' and shared's metric definitions expose, found in their sources."""
+    sources = [p for folder in (ROOT / "shared", ROOT / "services") for p in folder.rglob("*.py")
+               if "tests" not in p.relative_to(ROOT).parts]
+    names = set()
+    for path in sources:
+        for kind, name in METRIC_DEFINITION.findall(path.read_text()):
+            base = name.removesuffix("_total") if kind == "Counter" else name
+            names |= {base + suffix for suffix in EXPOSED_SUFFIXES[kind]}
+    return names
+
+
+def test_every_metric_a_panel_queries_is_exposed_by_the_code():
+    exposed = exposed_metric_names()
+    queried = {name for expr in dashboard_expressions() for name in re.findall(r"streamtune_[a-z0-9_]+", expr)}
+    assert queried and queried <= exposed, f"not defined in shared/ or services/: {sorted(queried - exposed)}"
+
+
+@pytest.mark.parametrize("metric", [
+    "streamtune_consumer_group_lag", "streamtune_consumer_group_pending", "streamtune_predictor_model_info",
+    "streamtune_predictor_shadow_agreement_sum_total", "streamtune_predictor_shadow_compared_total",
+    "streamtune_batch_size_sum",
+])
+def test_dashboard_shows_backlog_versions_and_rollouts(metric):
+    assert any(metric in expr for expr in dashboard_expressions())
+
+
+def test_dashboard_panels_do_not_overlap():
+    boxes = [p["gridPos"] for p in json.loads(DASHBOARD.read_text())["panels"]]
+    cells = [(x, y) for b in boxes for x in range(b["x"], b["x"] + b["w"]) for y in range(b["y"], b["y"] + b["h"])]
+    assert len(cells) == len(set(cells)) and all(b["x"] + b["w"] <= 24 for b in boxes)
