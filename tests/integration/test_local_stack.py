@@ -22,6 +22,18 @@ def stack_ports(offset: int) -> list[int]:
     return [port + offset for port in base] + [port + offset + 10000 for port in (9333, 9340, 8888, 8333, 23646)]
 
 
+def holders(folder: Path) -> set[int]:
+    """Pids with a file open under folder (SeaweedFS's store lock is one; redis's log is another)."""
+    found = set()
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            if Path(fd.readlink()).is_relative_to(folder):
+                found.add(int(fd.parts[2]))
+        except (OSError, ValueError):
+            continue  # gone while we looked, or not ours to read
+    return found
+
+
 def free(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
@@ -50,12 +62,14 @@ def test_down_then_up_right_away_starts_a_working_stack_again(separate_stack):
     assert run_stack(env, "up").returncode == 0
     first = json.loads((state / "pids.json").read_text())
     assert set(first) == {"redis", "s3"}
+    assert holders(state) & set(first.values())  # (the check sees a running stack's open files)
 
     down = run_stack(env, "down")
     assert down.returncode == 0, down.stderr
     # down returned: every process it started is gone and every port it held is free again.
     assert not any(stack.group_alive(pid) for pid in first.values())
     assert all(map(free, stack_ports(offset)))
+    assert not holders(state)  # the store's lock was released with the last open file
 
     again = run_stack(env, "up")
     assert again.returncode == 0, again.stderr + again.stdout
