@@ -42,10 +42,13 @@ down:
 	-@$(BIN)/python deploy/local/processes.py stop
 	-@$(STACK) down
 
+# Presidio (the PII baseline bench_pii measures against) is installed for the benchmarks only.
 bench: install
+	$(BIN)/pip install -q -r tests/bench/requirements.txt
 	$(BIN)/python tests/bench/bench_dataplane.py
 	$(BIN)/python tests/bench/bench_predictor.py
 	$(BIN)/python tests/bench/bench_training.py
+	$(BIN)/python tests/bench/bench_pii.py
 
 # The wire contract (docs/asyncapi.yaml) and the HTTP APIs (docs/openapi/*.json), generated from the code;
 # tests/unit/test_docs.py fails when the committed files are stale.
