@@ -1,23 +1,21 @@
-"""Loading one model version from the object store: download, verify every sha256, load safetensors only."""
+"""Loading one model version from the object store: download, verify every sha256, load safetensors only.
+
+An adapter version (LoRA, prompt tuning) loads on its base, which the card names and pins by sha256
+(``streamtune_shared.hf_loading``); LoRA is merged into the base weights, so it serves as fast as a full model.
+"""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
-import transformers
-from streamtune_shared.model_card import LABELS_FILE, ModelCard, VersionRejected, read_labels
-from streamtune_shared.model_registry import RegistryLayout, download_verified, fetch_card
+from streamtune_shared.hf_loading import load_verified_version
+from streamtune_shared.model_card import LABELS_FILE, VersionRejected, read_labels
+from streamtune_shared.model_registry import RegistryLayout, fetch_card
 from streamtune_shared.storage import ObjectStore
-from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
 from .inference import TextModel
 from .registry import ServingModel
-
-_MODEL_CLASSES = {
-    "token-classification": AutoModelForTokenClassification,
-    "sequence-classification": AutoModelForSequenceClassification,
-}
 
 
 def load_version(store: ObjectStore, layout: RegistryLayout, model_name: str, version: str, *, max_length: int,
@@ -28,24 +26,10 @@ def load_version(store: ObjectStore, layout: RegistryLayout, model_name: str, ve
     """
     card = fetch_card(store, layout, model_name, version)
     with tempfile.TemporaryDirectory(prefix="streamtune-model-") as tmp:
-        folder = Path(tmp)
-        download_verified(store, layout, card, folder)
-        id2label = read_labels((folder / LABELS_FILE).read_bytes(), card.task)
-        model, tokenizer = _from_pretrained(folder, card)
+        model, tokenizer = load_verified_version(store, layout, card, Path(tmp))
+        id2label = read_labels((Path(tmp) / "version" / LABELS_FILE).read_bytes(), card.task)
     if model.config.num_labels != len(id2label):
         raise VersionRejected(f"labels.json has {len(id2label)} labels, the model {model.config.num_labels}")
     text_model = TextModel(model, tokenizer, task=card.task, id2label=id2label, max_length=max_length,
                            batch_size=batch_size)
     return ServingModel(name=model_name, version=version, task=card.task, predict=text_model.predict)
-
-
-def _from_pretrained(folder: Path, card: ModelCard):
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    try:
-        model = _MODEL_CLASSES[card.task].from_pretrained(folder, use_safetensors=True, local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-        # The files are the ones the card vouches for, so this version itself is broken.
-        raise VersionRejected(f"transformers cannot load it: {type(exc).__name__}") from exc
-    return model, tokenizer

@@ -12,14 +12,22 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from streamtune_shared.model_card import CardLineage, CardMetrics, CardTraining, ModelCard, ShardLineage
+from streamtune_shared.model_card import (
+    CardAdapter,
+    CardLineage,
+    CardMetrics,
+    CardPrivacy,
+    CardTraining,
+    ModelCard,
+    ShardLineage,
+)
 from streamtune_shared.model_registry import file_checksums
 from streamtune_shared.schemas import ShardManifest, TrainRequest
 
 from .checkpoint import RunState
 
-LIBRARIES = ("torch", "transformers", "safetensors", "tokenizers", "seqeval", "streamtune-trainer",
-             "streamtune-shared")
+LIBRARIES = ("torch", "transformers", "safetensors", "tokenizers", "seqeval", "peft", "opacus",
+             "streamtune-trainer", "streamtune-shared")
 
 
 def library_versions() -> dict[str, str]:
@@ -41,7 +49,8 @@ def lineage(manifests: Sequence[ShardManifest], split_rows: Mapping[str, int]) -
 
 def build_card(*, request: TrainRequest, version_id: str, state: RunState, test: Mapping[str, Any],
                samples_per_s: float, device: str, lineage_info: CardLineage, files: Mapping[str, bytes],
-               created_at: datetime, resumed_from_epoch: int = 0) -> ModelCard:
+               created_at: datetime, resumed_from_epoch: int = 0, adapter: CardAdapter | None = None,
+               privacy: CardPrivacy | None = None) -> ModelCard:
     """The model card of a version: what was asked, what came out, from which data, and every file's sha256."""
     best = next(h for h in state.history if h["epoch"] == state.best_epoch)
     return ModelCard(
@@ -60,4 +69,6 @@ def build_card(*, request: TrainRequest, version_id: str, state: RunState, test:
         files=file_checksums(files),
         created_at=created_at.astimezone(UTC),
         libraries=library_versions(),
+        adapter=adapter,
+        privacy=privacy,
     )

@@ -19,7 +19,8 @@ from typing import Any
 import structlog
 import torch
 from streamtune_shared.datasets import read_dataset
-from streamtune_shared.model_card import LABELS_FILE, ModelCard, pickle_files
+from streamtune_shared.hf_loading import file_sha256
+from streamtune_shared.model_card import LABELS_FILE, WEIGHTS_FILE, CardAdapter, ModelCard, pickle_files
 from streamtune_shared.model_registry import RegistryLayout, version_name, write_version
 from streamtune_shared.schemas import ShardManifest, TrainRequest
 from streamtune_shared.storage import ObjectStore
@@ -38,6 +39,7 @@ from .config import TrainerSettings
 from .domain import TOKEN_CLASSIFICATION, DatasetSplits, LabelMap, TrainingRejected, split_dataset
 from .encoding import encode_examples
 from .evaluation import evaluate
+from .methods import AdaptedModel, adapt_model, adapter_summary, dropout_overrides
 from .training import (
     Hyperparameters,
     TrainingData,
@@ -70,10 +72,12 @@ class RunContext:
 
 @dataclass
 class LoadedModel:
-    """The model phase's result."""
+    """The model phase's result: the model as the method adapted it, and the base it came from."""
 
     tokenizer: Any
     model: torch.nn.Module
+    adapted: AdaptedModel | None = None
+    base_sha256: str | None = None
 
     @property
     def pad_token_id(self) -> int:
@@ -101,18 +105,27 @@ def load_data(request: TrainRequest, store: ObjectStore) -> tuple[DatasetSplits,
 
 
 def load_base(base_model: str, label_map: LabelMap, store: ObjectStore, workdir: Path,
-              base_layers: int | None = None) -> LoadedModel:
+              base_layers: int | None = None, config_overrides: dict[str, float] | None = None) -> LoadedModel:
     """Model phase: the base model's tokenizer and weights (its first ``base_layers``), with a head for the labels."""
     folder = resolve_base_model(base_model, store, workdir)
     try:
         tokenizer = load_tokenizer(folder)
-        model = load_model(folder, label_map, base_layers)
+        model = load_model(folder, label_map, base_layers, config_overrides)
     except (OSError, ValueError) as exc:
         detail = str(exc) if "base_layers" in str(exc) else type(exc).__name__
         raise TrainingRejected(f"base model {base_model!r} cannot be loaded ({detail})") from exc
     if label_map.task == TOKEN_CLASSIFICATION and not getattr(tokenizer, "is_fast", False):
         raise TrainingRejected(f"base model {base_model!r} has no fast tokenizer (needed for word alignment)")
-    return LoadedModel(tokenizer, model)
+    weights = folder / WEIGHTS_FILE
+    return LoadedModel(tokenizer, model, base_sha256=file_sha256(weights) if weights.is_file() else None)
+
+
+def adapt_phase(request: TrainRequest, loaded: LoadedModel) -> LoadedModel:
+    """Apply the request's method (freeze layers, or add a peft adapter); log what trains."""
+    adapted = adapt_model(loaded.model, request)
+    log.info("model.adapted", method=adapted.method, trainable=adapted.trainable_parameters,
+             total=adapted.total_parameters)
+    return LoadedModel(loaded.tokenizer, adapted.model, adapted, loaded.base_sha256)
 
 
 def encode_splits(splits: DatasetSplits, loaded: LoadedModel, hp: Hyperparameters) -> TrainingData:
@@ -158,7 +171,8 @@ class ProgressReporter:
         self.ctx.report(state="epoch_end", epoch=state.epoch, epochs=self.hp.epochs, step=state.global_step,
                         total_steps=self.total_steps,
                         metrics={"dev": last["dev"], "train_loss": last["train_loss"],
-                                 "samples_per_s": last["samples_per_s"], "best_epoch": state.best_epoch})
+                                 "samples_per_s": last["samples_per_s"], "best_epoch": state.best_epoch,
+                                 **({"privacy": last["privacy"]} if "privacy" in last else {})})
         if self.ctx.after_epoch is not None:
             self.ctx.after_epoch(state.epoch)
 
@@ -199,9 +213,13 @@ def evaluate_phase(splits: DatasetSplits, loaded: LoadedModel, outcome: Training
 
 
 def version_files(loaded: LoadedModel, label_map: LabelMap, workdir: Path) -> dict[str, bytes]:
-    """The files of a version but its card: safetensors weights, config, tokenizer, labels.json."""
+    """The files of a version but its card: weights (or the adapter and head), config, tokenizer, labels.json."""
     out = workdir / "version"
-    loaded.model.save_pretrained(out)
+    if loaded.adapted is not None and loaded.adapted.is_adapter:
+        loaded.adapted.peft_model().save_pretrained(out)
+        (out / "README.md").unlink(missing_ok=True)  # peft's template card; card.json is the version's card
+    else:
+        loaded.model.save_pretrained(out)
     loaded.tokenizer.save_pretrained(out)
     files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     if pickled := pickle_files(files):
@@ -230,15 +248,28 @@ def run_training(request: TrainRequest, ctx: RunContext) -> ModelCard:
     splits, manifests = load_data(request, ctx.store)
     with tempfile.TemporaryDirectory(prefix="streamtune-trainer-") as tmp:
         workdir = Path(tmp)
-        loaded = load_base(request.base_model, splits.label_map, ctx.store, workdir, request.base_layers)
+        loaded = load_base(request.base_model, splits.label_map, ctx.store, workdir, request.base_layers,
+                           dropout_overrides(request))
+        loaded = adapt_phase(request, loaded)
         data = encode_splits(splits, loaded, hp)
         outcome = train_phase(request, ctx, loaded, data, hp, device)
         test = evaluate_phase(splits, loaded, outcome, hp, device)
         files = version_files(loaded, splits.label_map, workdir)
     card_info = {"state": outcome.state, "test": test, "samples_per_s": outcome.samples_per_s,
                  "device": describe(device), "lineage_info": lineage(manifests, splits.sizes()),
-                 "resumed_from_epoch": outcome.resumed_from_epoch}
+                 "resumed_from_epoch": outcome.resumed_from_epoch, "adapter": card_adapter(request, loaded),
+                 "privacy": outcome.privacy}
     return publish_phase(request, ctx, files, card_info)
+
+
+def card_adapter(request: TrainRequest, loaded: LoadedModel) -> CardAdapter | None:
+    """The card's adapter block of an adapter version (None for full-weight versions)."""
+    adapted = loaded.adapted
+    if adapted is None or not adapted.is_adapter:
+        return None
+    return CardAdapter(method=adapted.method, peft_config=adapter_summary(adapted), base=request.base_model,
+                       base_sha256=loaded.base_sha256, base_layers=request.base_layers,
+                       trainable_parameters=adapted.trainable_parameters, total_parameters=adapted.total_parameters)
 
 
 def discard_checkpoints(store: ObjectStore, settings: TrainerSettings, request_id: str) -> int:

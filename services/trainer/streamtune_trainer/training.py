@@ -12,22 +12,25 @@ from typing import Any
 
 import numpy as np
 import torch
+from streamtune_shared.adaptation import DPOptions
+from streamtune_shared.model_card import CardPrivacy
 from streamtune_shared.schemas import TrainRequest
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
     AutoTokenizer,
-    get_linear_schedule_with_warmup,
+    get_scheduler,
 )
 
 from .checkpoint import Checkpoint, RunState
 from .domain import TOKEN_CLASSIFICATION, Example, LabelMap
 from .encoding import EncodedExample, epoch_generator, iterate_batches
 from .evaluation import autocast, evaluate
+from .privacy import PrivateTraining, make_private, plan_dp
 
-WARMUP_RATIO = 0.1
-MAX_GRAD_NORM = 1.0
+# transformers' scheduler names for the request's lr_schedule
+SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 
 StateDict = dict[str, torch.Tensor]
 
@@ -47,12 +50,17 @@ class Hyperparameters:
     seed: int
     max_length: int
     early_stopping_patience: int | None
+    max_grad_norm: float | None = 1.0
+    lr_schedule: str = "linear"
+    warmup_ratio: float = 0.1
+    dp: DPOptions | None = None
 
     @classmethod
     def from_request(cls, request: TrainRequest) -> Hyperparameters:
         """The hyper-parameters a train request asks for."""
         return cls(request.epochs, request.batch_size, request.learning_rate, request.weight_decay,
-                   request.seed, request.max_length, request.early_stopping_patience)
+                   request.seed, request.max_length, request.early_stopping_patience, request.max_grad_norm,
+                   request.lr_schedule, request.warmup_ratio, request.dp)
 
 
 @dataclass(frozen=True)
@@ -77,12 +85,13 @@ class TrainingHooks:
 
 @dataclass
 class TrainingOutcome:
-    """The finished run: its state, the best epoch's weights (on CPU) and its throughput."""
+    """The finished run: its state, the best epoch's weights (on CPU), its throughput, the privacy spent."""
 
     state: RunState
     best_weights: StateDict
     samples_per_s: float
     resumed_from_epoch: int = 0
+    privacy: CardPrivacy | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -102,10 +111,12 @@ def load_tokenizer(base_dir: Path) -> Any:
     return AutoTokenizer.from_pretrained(base_dir, local_files_only=True, use_fast=True)
 
 
-def load_model(base_dir: Path, label_map: LabelMap, base_layers: int | None = None) -> torch.nn.Module:
+def load_model(base_dir: Path, label_map: LabelMap, base_layers: int | None = None,
+               config_overrides: dict[str, float] | None = None) -> torch.nn.Module:
     """The base model with a fresh head for the label set (safetensors weights, local files only).
 
-    ``base_layers`` keeps only the first N transformer layers (the weights of the others are not loaded).
+    ``base_layers`` keeps only the first N transformer layers (the weights of the others are not loaded);
+    ``config_overrides`` sets config values such as the dropouts.
     """
     auto = AutoModelForTokenClassification if label_map.task == TOKEN_CLASSIFICATION else AutoModelForSequenceClassification
     config = AutoConfig.from_pretrained(base_dir, local_files_only=True)
@@ -113,6 +124,7 @@ def load_model(base_dir: Path, label_map: LabelMap, base_layers: int | None = No
     if base_layers is not None and (layers is None or base_layers > layers):
         raise ValueError(f"base_layers {base_layers} is more than the base model's {layers} layers")
     overrides = {"num_hidden_layers": base_layers} if base_layers is not None else {}
+    overrides.update(config_overrides or {})
     return auto.from_pretrained(
         base_dir, num_labels=len(label_map.labels), id2label=label_map.id2label, label2id=label_map.label2id,
         local_files_only=True, use_safetensors=True, ignore_mismatched_sizes=True, **overrides,
@@ -134,10 +146,12 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
 
 
 def build_optimizer(model: torch.nn.Module, hp: Hyperparameters, total_steps: int) -> tuple[Any, Any]:
-    """AdamW and a linear schedule with 10% warmup."""
+    """AdamW on the trainable parameters and the requested schedule after a linear warmup."""
     optimizer = torch.optim.AdamW(parameter_groups(model, hp.weight_decay), lr=hp.learning_rate)
-    warmup = math.ceil(WARMUP_RATIO * total_steps)
-    return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+    warmup = math.ceil(hp.warmup_ratio * total_steps)
+    scheduler = get_scheduler(SCHEDULES[hp.lr_schedule], optimizer, num_warmup_steps=warmup,
+                              num_training_steps=total_steps)
+    return optimizer, scheduler
 
 
 def cpu_copy(model: torch.nn.Module) -> StateDict:
@@ -179,7 +193,8 @@ def run_epoch(model: torch.nn.Module, data: TrainingData, hp: Hyperparameters, e
         with autocast(device):
             loss = model(**batch).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+        if hp.max_grad_norm is not None and hp.dp is None:  # DP-SGD clips per sample instead
+            torch.nn.utils.clip_grad_norm_(model.parameters(), hp.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -212,23 +227,36 @@ def count_steps(train_rows: int, hp: Hyperparameters) -> int:
 
 def train_model(model: torch.nn.Module, data: TrainingData, hp: Hyperparameters, device: torch.device,
                 hooks: TrainingHooks, resume: Checkpoint | None = None) -> TrainingOutcome:
-    """Fine-tune for up to ``hp.epochs`` epochs (after the resumed one), evaluating on dev after each."""
+    """Fine-tune for up to ``hp.epochs`` epochs (after the resumed one), evaluating on dev after each.
+
+    With ``hp.dp`` the steps are DP-SGD (per-sample clipping and noise) and each epoch records the epsilon spent.
+    """
     model.to(device)
     total_steps = count_steps(len(data.train), hp)
     optimizer, scheduler = build_optimizer(model, hp, total_steps)
     state, best, resumed_from = RunState(seed=hp.seed, labels=list(data.label_map.labels)), cpu_copy(model), 0
     if resume is not None:
         best, state, resumed_from = restore(model, optimizer, scheduler, resume), resume.state, resume.state.epoch
-    for epoch in range(state.epoch + 1, hp.epochs + 1):
-        if should_stop_early(state, hp.early_stopping_patience):
-            break
-        stats = run_epoch(model, data, hp, epoch, optimizer, scheduler, device, hooks, state, total_steps)
-        dev = evaluate(model, data.dev_examples, data.dev, data.label_map, hp.batch_size, data.pad_token_id, device)
-        if record_epoch(state, epoch, dev, stats):
-            best = cpu_copy(model)
-        snapshot = _checkpoint_factory(model, optimizer, scheduler, state, best)
-        hooks.on_epoch_end(state, snapshot)
-    return TrainingOutcome(state, best, throughput(state), resumed_from)
+    plan = plan_dp(hp.dp, len(data.train), hp.batch_size, total_steps) if hp.dp is not None else None
+    private: PrivateTraining | None = make_private(model, optimizer, plan, hp.batch_size) if plan else None
+    try:
+        for epoch in range(state.epoch + 1, hp.epochs + 1):
+            if should_stop_early(state, hp.early_stopping_patience):
+                break
+            stepper = private.optimizer if private is not None else optimizer
+            stats = run_epoch(model, data, hp, epoch, stepper, scheduler, device, hooks, state, total_steps)
+            if plan is not None:
+                stats["privacy"] = {"epsilon": plan.spent(state.global_step), "delta": plan.delta}
+            dev = evaluate(model, data.dev_examples, data.dev, data.label_map, hp.batch_size, data.pad_token_id,
+                           device)
+            if record_epoch(state, epoch, dev, stats):
+                best = cpu_copy(model)
+            hooks.on_epoch_end(state, _checkpoint_factory(model, optimizer, scheduler, state, best))
+    finally:
+        if private is not None:
+            private.close()
+    privacy = plan.card(state.global_step) if plan is not None else None
+    return TrainingOutcome(state, best, throughput(state), resumed_from, privacy)
 
 
 def throughput(state: RunState) -> float:

