@@ -135,3 +135,22 @@ def load_verified_version(store: ObjectStore, layout: RegistryLayout, card: Mode
     download_verified(store, layout, card, folder)
     base = fetch_base(card.adapter.base, store, layout, workdir) if card.adapter is not None else None
     return load_version_folder(folder, card, base)
+
+
+def merged_version_folder(store: ObjectStore, layout: RegistryLayout, card: ModelCard, workdir: Path) -> Path:
+    """A folder with the version as full weights (for loaders that read one): an adapter is merged and saved.
+
+    Only mergeable adapters (LoRA) can become full weights; prompt and prefix versions are refused here.
+    """
+    folder = workdir / "version"
+    download_verified(store, layout, card, folder)
+    if card.adapter is None:
+        return folder
+    if not card.adapter.mergeable:
+        raise VersionRejected(f"a {card.adapter.method} adapter cannot be merged into full weights")
+    model, tokenizer = load_version_folder(folder, card, fetch_base(card.adapter.base, store, layout, workdir))
+    merged = workdir / "merged"
+    model.save_pretrained(merged)
+    tokenizer.save_pretrained(merged)
+    (merged / LABELS_FILE).write_bytes((folder / LABELS_FILE).read_bytes())
+    return merged

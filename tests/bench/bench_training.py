@@ -27,7 +27,8 @@ from streamtune_trainer.artifacts import MINILM
 from streamtune_trainer.card import library_versions
 from streamtune_trainer.checkpoint import RunState
 from streamtune_trainer.domain import TOKEN_CLASSIFICATION, DatasetSplits, Example, build_label_map
-from streamtune_trainer.pipeline import describe, encode_splits, load_base
+from streamtune_shared.schemas import TrainRequest
+from streamtune_trainer.pipeline import adapt_phase, describe, encode_splits, load_base
 from streamtune_trainer.training import (
     Hyperparameters,
     TrainingHooks,
@@ -53,7 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-train-sentences", type=int, default=None, help="first N train sentences only")
     parser.add_argument("--max-dev-sentences", type=int, default=None, help="first N dev sentences only")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--lr", type=float, default=None, help="default: the method's default learning rate")
+    parser.add_argument("--method", choices=["full", "lora", "freeze", "prefix", "prompt"], default="full",
+                        help="adaptation method, with its default options (issue 8)")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -97,12 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     dev = read_conll(args.data / "devel.tsv", "dev", args.max_dev_sentences)
     label_map = build_label_map(TOKEN_CLASSIFICATION, [*train, *dev])
     splits = DatasetSplits(train=tuple(train), dev=tuple(dev), test=(), label_map=label_map, skipped=0)
-    hp = Hyperparameters(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, weight_decay=0.01,
-                         seed=args.seed, max_length=args.max_length, early_stopping_patience=None)
+    request = TrainRequest(model_name="bench", task=TOKEN_CLASSIFICATION, dataset="ncbi-disease", method=args.method,
+                           learning_rate=args.lr)
+    hp = Hyperparameters(epochs=args.epochs, batch_size=args.batch_size, learning_rate=request.learning_rate,
+                         weight_decay=0.01, seed=args.seed, max_length=args.max_length, early_stopping_patience=None)
     seed_everything(hp.seed)
     # MiniLM is packaged: neither the (empty) store nor the folder is read or written.
     with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
-        loaded = load_base(MINILM, label_map, InMemoryObjectStore(), Path(tmp))
+        loaded = adapt_phase(request, load_base(MINILM, label_map, InMemoryObjectStore(), Path(tmp)))
     data = encode_splits(splits, loaded, hp)
     device = pick_device()
     print(f"{len(train)} train / {len(dev)} dev sentences, labels {label_map.labels}, {describe(device)}", flush=True)
@@ -113,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "arguments": sys.argv[1:] if argv is None else argv,
         "train_sentences": len(train), "dev_sentences": len(dev), "hyperparameters": asdict(hp),
+        "method": args.method, "trainable_parameters": loaded.adapted.trainable_parameters if loaded.adapted else None,
         "device": describe(device), "train_samples_per_s": outcome.samples_per_s,
         "best_epoch": outcome.state.best_epoch, "best_dev_f1": outcome.state.best_metric,
         "epochs": [{k: v for k, v in h.items() if k != "dev"} | {"dev": _scores(h["dev"])}

@@ -16,10 +16,13 @@ from streamtune_predictor.inference import TextModel
 from streamtune_predictor.loading import load_version
 from streamtune_shared import streams
 from streamtune_shared.hf_loading import file_sha256, load_base_model
+from streamtune_shared.model_card import VersionRejected
 from streamtune_shared.model_registry import RegistryLayout, download_verified, fetch_card
 from streamtune_shared.schemas import TrainRequest
 from streamtune_shared.testing import wait_until
 from streamtune_trainer.app import create_app as create_trainer
+from streamtune_anonymizer.detection.transformer_model import TransformerEntityModel
+from streamtune_anonymizer.pii_model import load_pii_version
 from streamtune_trainer.config import TrainerSettings
 
 DATASET = "clinical-notes"
@@ -49,10 +52,15 @@ async def _ready(http: httpx.AsyncClient) -> bool:
 
 
 async def _train_lora_version(redis_client, infra_settings, base_uri: str) -> dict:
-    request = TrainRequest(request_id="it-lora-ner", model_name=MODEL, task="token-classification", dataset=DATASET,
-                           base_model=base_uri, method="lora", lora={"r": 4, "target_modules": ["query", "value"]},
-                           epochs=3, batch_size=16, learning_rate=5e-3, max_length=64, dev_fraction=0.2,
-                           test_fraction=0.2, early_stopping_patience=None)
+    return await _train(redis_client, infra_settings, base_model=base_uri, method="lora",
+                        lora={"r": 4, "target_modules": ["query", "value"]}, learning_rate=5e-3)
+
+
+async def _train(redis_client, infra_settings, **fields) -> dict:
+    """Queue one run of 3 epochs on the stored notes, run a trainer until it is published; the announcement."""
+    request = TrainRequest(request_id=f"it-{fields['method']}-ner", model_name=MODEL, task="token-classification",
+                           dataset=DATASET, epochs=3, batch_size=16, max_length=64, dev_fraction=0.2,
+                           test_fraction=0.2, early_stopping_patience=None, **fields)
     await redis_client.xadd(streams.TRAIN_REQUESTS, {"payload": request.model_dump_json()})
     async with create_trainer(TrainerSettings(infra=infra_settings)).start_lifespan_context():
         await wait_until(lambda: _count(redis_client, streams.MODELS_PUBLISHED, 1), "the announcement", 300)
@@ -115,8 +123,6 @@ async def test_a_lora_version_is_published_small_and_served_merged_by_the_predic
 
 async def test_an_adapter_whose_base_changed_is_refused(
         redis_client, infra_settings, object_store, tiny_base_folder, upload_folder, write_notes):
-    from streamtune_shared.model_card import VersionRejected
-
     write_notes(object_store, DATASET, 120)
     upload_folder(object_store, tiny_base_folder, "bases/tiny-bert/")
     announced = await _train_lora_version(redis_client, infra_settings,
@@ -127,3 +133,60 @@ async def test_an_adapter_whose_base_changed_is_refused(
     with pytest.raises(VersionRejected, match="not the one the adapter was trained on"):
         await asyncio.to_thread(load_version, object_store, RegistryLayout(), MODEL, announced["version"],
                                 max_length=64, batch_size=8)
+
+
+async def test_the_anonymizer_serves_a_lora_pii_version_merged_and_refuses_a_prompt_tuned_one(
+        redis_client, infra_settings, object_store, tiny_base_folder, write_notes):
+    write_notes(object_store, DATASET, 120)
+    announced = await _train_lora_version(redis_client, infra_settings, str(tiny_base_folder))
+    served = await asyncio.to_thread(load_version, object_store, RegistryLayout(), MODEL, announced["version"],
+                                     max_length=64, batch_size=8)
+    pii = await asyncio.to_thread(load_pii_version, object_store, RegistryLayout(), MODEL, announced["version"],
+                                  lambda folder: TransformerEntityModel(folder, max_length=64))
+    found = pii.find_batch(TEXTS)
+    expected = served.predict(TEXTS)
+    assert [[(s.start, s.end) for s in spans] for spans in found] == [
+        [(e.start, e.end) for e in outputs.entities] for outputs in expected]
+
+    await redis_client.delete(streams.MODELS_PUBLISHED)
+    prompt = await _train(redis_client, infra_settings, base_model=str(tiny_base_folder), method="prompt",
+                          prompt={"num_virtual_tokens": 4})
+    card = fetch_card(object_store, RegistryLayout(), MODEL, prompt["version"])
+    assert card.adapter is not None and card.adapter.method == "prompt" and not card.adapter.mergeable
+    prompt_served = await asyncio.to_thread(load_version, object_store, RegistryLayout(), MODEL, prompt["version"],
+                                            max_length=64, batch_size=8)
+    assert len(prompt_served.predict(TEXTS)) == len(TEXTS)
+    with pytest.raises(VersionRejected, match="a prompt adapter cannot be merged"):
+        await asyncio.to_thread(load_pii_version, object_store, RegistryLayout(), MODEL, prompt["version"],
+                                lambda folder: TransformerEntityModel(folder, max_length=64))
+
+
+async def test_a_dp_sgd_lora_version_reports_the_privacy_spent_per_epoch_and_in_its_card(
+        redis_client, infra_settings, object_store, tiny_base_folder, write_notes):
+    write_notes(object_store, DATASET, 120)
+    announced = await _train(redis_client, infra_settings, base_model=str(tiny_base_folder), method="lora",
+                             learning_rate=5e-3, dp={"target_epsilon": 8, "delta": 1e-3, "max_grad_norm": 1.0})
+    card = fetch_card(object_store, RegistryLayout(), MODEL, announced["version"])
+    assert card.privacy is not None and 0 < card.privacy.epsilon <= 8 and card.privacy.delta == 1e-3
+    assert card.privacy.steps == card.training.global_steps
+    epochs = [m for m in await _messages(redis_client, streams.TRAIN_STATUS) if m["state"] == "epoch_end"]
+    spent = [m["metrics"]["privacy"]["epsilon"] for m in epochs]
+    assert len(spent) == 3 and spent == sorted(spent) and spent[-1] == pytest.approx(card.privacy.epsilon)
+
+
+async def test_a_dp_target_that_cannot_be_met_fails_the_run_with_the_reason(
+        redis_client, infra_settings, object_store, tiny_base_folder, write_notes):
+    write_notes(object_store, DATASET, 120)
+    request = TrainRequest(request_id="it-dp-too-tight", model_name=MODEL, task="token-classification",
+                           dataset=DATASET, base_model=str(tiny_base_folder), method="lora", epochs=3,
+                           dp={"target_epsilon": 0.01, "delta": 1e-3}, dev_fraction=0.2, test_fraction=0.2)
+    await redis_client.xadd(streams.TRAIN_REQUESTS, {"payload": request.model_dump_json()})
+    async with create_trainer(TrainerSettings(infra=infra_settings)).start_lifespan_context():
+        await wait_until(lambda: _failed(redis_client), "the run to fail", 120)
+    [failed] = [m for m in await _messages(redis_client, streams.TRAIN_STATUS) if m["state"] == "failed"]
+    assert "dp.target_epsilon 0.01 cannot be met" in failed["message"]
+    assert await redis_client.xlen(streams.MODELS_PUBLISHED) == 0
+
+
+async def _failed(redis) -> bool:
+    return any(m["state"] == "failed" for m in await _messages(redis, streams.TRAIN_STATUS))

@@ -20,7 +20,8 @@ import structlog
 from pydantic import ValidationError
 from streamtune_shared.announcements import ControlFeed
 from streamtune_shared.model_card import VersionRejected
-from streamtune_shared.model_registry import RegistryLayout, download_verified, fetch_card, is_version
+from streamtune_shared.hf_loading import merged_version_folder
+from streamtune_shared.model_registry import RegistryLayout, fetch_card, is_version
 from streamtune_shared.schemas import ModelPublished
 from streamtune_shared.storage import ObjectStore
 from streamtune_shared.tasks import raise_if_cancelled
@@ -67,14 +68,17 @@ class EntityModelSlot:
 
 def load_pii_version(store: ObjectStore, layout: RegistryLayout, model_name: str, version: str,
                      build: Callable[[Path], EntityModel]) -> EntityModel:
-    """Download a version, check its card and every sha256, and build the entity model from the folder."""
+    """Download a version, check its card and every sha256, and build the entity model from the folder.
+
+    A LoRA version is merged into its (sha256-checked) base first, so ``build`` always sees full weights.
+    """
     card = fetch_card(store, layout, model_name, version)
     if card.task != TOKEN_CLASSIFICATION:
         raise VersionRejected(f"{model_name} {version} is a {card.task} model, not token-classification")
     with tempfile.TemporaryDirectory(prefix="streamtune-pii-model-") as tmp:
-        download_verified(store, layout, card, Path(tmp))
+        folder = merged_version_folder(store, layout, card, Path(tmp))
         try:
-            return build(Path(tmp))
+            return build(folder)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise VersionRejected(f"the model cannot be loaded: {type(exc).__name__}") from exc
 
