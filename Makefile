@@ -8,7 +8,7 @@ PACKAGES := shared services/ingestion services/anonymizer services/trainer servi
 STACK := $(BIN)/python deploy/local/stack.py
 PYTEST_ARGS ?=
 
-.PHONY: install test test-unit demo up down bench docs clean
+.PHONY: install test test-unit demo up down bench docs clean gpu-check
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "streamtune needs Python 3.11 (set PYTHON=...)")'
@@ -49,6 +49,11 @@ bench: install
 	$(BIN)/python tests/bench/bench_predictor.py
 	$(BIN)/python tests/bench/bench_training.py
 	$(BIN)/python tests/bench/bench_pii.py
+
+# A few steps of each adaptation method with bf16 and fp32 on CUDA, with a checkpoint resume; says so and exits 0
+# where there is no CUDA device.
+gpu-check: install
+	$(BIN)/python tests/bench/gpu_check.py
 
 # The wire contract (docs/asyncapi.yaml) and the HTTP APIs (docs/openapi/*.json), generated from the code;
 # tests/unit/test_docs.py fails when the committed files are stale.

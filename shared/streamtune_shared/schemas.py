@@ -344,7 +344,7 @@ class ShardManifest(BaseModel):
     k_anonymity: KAnonymityReport | None = Field(default=None, description="Set when the dataset is made k-anonymous.")
 
 
-Task = Literal["token-classification", "sequence-classification"]
+Task = Literal["token-classification", "sequence-classification", "sensor-anomaly"]
 
 
 class TrainRequest(BaseModel):
@@ -361,7 +361,8 @@ class TrainRequest(BaseModel):
     dataset: DatasetName
     base_model: str = Field(
         default="minilm",
-        description="'minilm' (the offline all-MiniLM-L6-v2 package), a local model folder, or s3://bucket/prefix/",
+        description="'minilm' (the offline all-MiniLM-L6-v2 package), a published full version '<model>/<version>', "
+                    "a local model folder, or s3://bucket/prefix/",
     )
     epochs: int = Field(default=3, ge=1, le=100)
     batch_size: int = Field(default=16, ge=1, le=512)
@@ -390,6 +391,17 @@ class TrainRequest(BaseModel):
     lr_schedule: LrSchedule = "linear"
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share of the steps spent warming up.")
     dp: DPOptions | None = Field(default=None, description="DP-SGD with Opacus (full, freeze or lora).")
+    # sensor anomaly (issue 7): windows of one device's events, calibrated by its first events
+    window: int = Field(default=64, ge=2, le=1024, description="Consecutive events of one device per window.")
+    stride: int = Field(default=4, ge=1, le=1024, description="Training takes every stride-th window.")
+    calibration_events: int = Field(
+        default=400, ge=1, le=1_000_000,
+        description="A device's first N events are its normal: they normalize it, and are never scored.")
+    pretrain_epochs: int = Field(default=2, ge=0, le=100,
+                                 description="Masked-reconstruction epochs on every window before fine-tuning.")
+    mask_ratio: float = Field(default=0.25, gt=0, lt=1, description="Share of time steps masked in pretraining.")
+    false_alarm_cap: float = Field(default=0.10, gt=0, le=1,
+                                   description="The dev threshold is the best F1 with a false-alarm rate under this.")
 
     @model_validator(mode="before")
     @classmethod
@@ -471,6 +483,11 @@ class PredictionOutputs(BaseModel):
     entities: tuple[EntitySpan, ...] | None = None
     label: str | None = None
     probabilities: dict[str, float] | None = None
+    # sensor-anomaly: one per event; while its device calibrates, calibrating is true and is_anomaly false
+    anomaly_score: float | None = None
+    is_anomaly: bool | None = None
+    threshold: float | None = None
+    calibrating: bool | None = None
 
 
 class Prediction(BaseModel):

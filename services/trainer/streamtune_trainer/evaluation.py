@@ -91,6 +91,6 @@ def evaluate(model: torch.nn.Module, examples: Sequence[Example], encoded: Seque
     return {**metrics, "loss": loss, "rows": len(examples)}
 
 
-def autocast(device: torch.device) -> torch.autocast:
-    """bf16 autocast on CUDA; a no-op context on CPU."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def autocast(device: torch.device, enabled: bool = True) -> torch.autocast:
+    """bf16 autocast on CUDA (unless disabled, e.g. to measure fp32); a no-op context on CPU."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")

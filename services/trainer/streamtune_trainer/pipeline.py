@@ -21,7 +21,7 @@ import torch
 from streamtune_shared.datasets import read_dataset
 from streamtune_shared.hf_loading import file_sha256
 from streamtune_shared.model_card import LABELS_FILE, WEIGHTS_FILE, CardAdapter, ModelCard, pickle_files
-from streamtune_shared.model_registry import RegistryLayout, version_name, write_version
+from streamtune_shared.model_registry import DEFAULT_MODELS_PREFIX, RegistryLayout, version_name, write_version
 from streamtune_shared.schemas import ShardManifest, TrainRequest
 from streamtune_shared.storage import ObjectStore
 from tqdm import tqdm
@@ -105,9 +105,10 @@ def load_data(request: TrainRequest, store: ObjectStore) -> tuple[DatasetSplits,
 
 
 def load_base(base_model: str, label_map: LabelMap, store: ObjectStore, workdir: Path,
-              base_layers: int | None = None, config_overrides: dict[str, float] | None = None) -> LoadedModel:
+              base_layers: int | None = None, config_overrides: dict[str, float] | None = None,
+              models_prefix: str = DEFAULT_MODELS_PREFIX) -> LoadedModel:
     """Model phase: the base model's tokenizer and weights (its first ``base_layers``), with a head for the labels."""
-    folder = resolve_base_model(base_model, store, workdir)
+    folder = resolve_base_model(base_model, store, workdir, models_prefix)
     try:
         tokenizer = load_tokenizer(folder)
         model = load_model(folder, label_map, base_layers, config_overrides)
@@ -244,12 +245,16 @@ def run_training(request: TrainRequest, ctx: RunContext) -> ModelCard:
 
     Raises TrainingRejected for data or configuration problems; anything else is transient.
     """
+    if request.task == "sensor-anomaly":
+        from .anomaly_pipeline import run_anomaly_training  # noqa: PLC0415 - it builds on this module
+
+        return run_anomaly_training(request, ctx)
     hp, device = configure(request, ctx.settings)
     splits, manifests = load_data(request, ctx.store)
     with tempfile.TemporaryDirectory(prefix="streamtune-trainer-") as tmp:
         workdir = Path(tmp)
         loaded = load_base(request.base_model, splits.label_map, ctx.store, workdir, request.base_layers,
-                           dropout_overrides(request))
+                           dropout_overrides(request), ctx.settings.infra.models_prefix)
         loaded = adapt_phase(request, loaded)
         data = encode_splits(splits, loaded, hp)
         outcome = train_phase(request, ctx, loaded, data, hp, device)

@@ -54,6 +54,7 @@ class Hyperparameters:
     lr_schedule: str = "linear"
     warmup_ratio: float = 0.1
     dp: DPOptions | None = None
+    bf16: bool = True  # autocast on CUDA; CPU always trains in fp32
 
     @classmethod
     def from_request(cls, request: TrainRequest) -> Hyperparameters:
@@ -190,7 +191,7 @@ def run_epoch(model: torch.nn.Module, data: TrainingData, hp: Hyperparameters, e
         if hooks.should_stop():
             raise TrainingInterrupted(f"stopped during epoch {epoch}")
         batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast(device):
+        with autocast(device, hp.bf16):
             loss = model(**batch).loss
         loss.backward()
         if hp.max_grad_norm is not None and hp.dp is None:  # DP-SGD clips per sample instead

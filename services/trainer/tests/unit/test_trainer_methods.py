@@ -81,3 +81,34 @@ def test_the_learning_rate_warms_up_then_follows_the_schedule(schedule):
     assert rates[6] == pytest.approx(expected_mid)
     if schedule == "cosine":
         assert rates[4] > 1 - (4 - 2) / 8  # cosine stays above the linear ramp in the first half
+
+
+@pytest.mark.parametrize("method", ["lora", "prompt"])
+def test_an_adapter_run_resumed_from_its_checkpoint_ends_with_the_same_weights(tiny_base_model, method):
+    from streamtune_trainer.checkpoint import checkpoint_files, read_checkpoint
+    from streamtune_trainer.domain import Example
+    from streamtune_trainer.encoding import encode_examples
+    from streamtune_trainer.methods import adapt_model
+    from streamtune_trainer.training import TrainingData, TrainingHooks, seed_everything, train_model
+
+    tokenizer = load_tokenizer(tiny_base_model)
+    examples = [Example(f"e{i}", "asthma was frequent", ("B-Disease", "O", "O")) for i in range(8)]
+    encoded = encode_examples(tokenizer, examples, LABELS, 16)
+    data = TrainingData(LABELS, encoded, examples[:2], encoded[:2], tokenizer.pad_token_id)
+    hp = Hyperparameters(epochs=2, batch_size=4, learning_rate=1e-2, weight_decay=0.01, seed=5, max_length=16,
+                         early_stopping_patience=None)
+
+    def fresh():
+        seed_everything(hp.seed)
+        return adapt_model(load_model(tiny_base_model, LABELS), train_request(method)).model
+
+    saved = []
+    straight = fresh()
+    train_model(straight, data, hp, torch.device("cpu"), TrainingHooks(
+        on_epoch_end=lambda state, snap: saved.append(checkpoint_files(snap())) if state.epoch == 1 else None))
+    resumed = fresh()
+    outcome = train_model(resumed, data, hp, torch.device("cpu"), TrainingHooks(), read_checkpoint(saved[0]))
+    assert outcome.resumed_from_epoch == 1
+    expected = straight.state_dict()
+    for name, tensor in resumed.state_dict().items():
+        assert torch.allclose(tensor, expected[name], atol=1e-6), name
