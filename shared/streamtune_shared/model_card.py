@@ -124,6 +124,17 @@ class CardPrivacy(BaseModel):
     accountant: str = "rdp"
 
 
+class CardAnomaly(BaseModel):
+    """A sensor-anomaly version's decision rule: the dev-calibrated threshold and the cap it was chosen under."""
+
+    model_config = _DOCUMENT
+
+    threshold: float = Field(ge=0, le=1, description="An event is an anomaly when its score is at least this.")
+    false_alarm_cap: float = Field(gt=0, le=1)
+    dev_f1: float = 0.0
+    dev_far: float = 0.0
+
+
 class ModelCard(BaseModel):
     """What a version is, how it was made, from which data, and the sha256 of every file but itself."""
 
@@ -146,6 +157,7 @@ class ModelCard(BaseModel):
     libraries: dict[str, str] = Field(default_factory=dict)
     adapter: CardAdapter | None = None
     privacy: CardPrivacy | None = None
+    anomaly: CardAnomaly | None = None
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers an announcement carries: dev and test, without per-label reports."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,7 @@ from streamtune_shared.storage import ObjectStore
 
 from .api import create_http_app
 from .config import PredictorSettings
+from .device_windows import DeviceWindowStore, InMemoryDeviceWindows, RedisDeviceWindows
 from .handlers import GROUP, STAGE, PredictionHandler
 from .loading import load_version
 from .registry import ModelRegistry
@@ -61,7 +63,7 @@ def build_service(settings: PredictorSettings, deps: PredictorDeps | None = None
             controls.append(RedisRolloutControl(runtime.redis, runtime.store, layout, spec.consumer))
         return controls[0]
 
-    handler = PredictionHandler(registry, lambda: runtime.bus, shadow_sink=control)
+    handler = PredictionHandler(registry, lambda: runtime.bus, shadow_sink=control, windows=device_windows_of(runtime))
     runtime.add_consumer(spec, handler.process)
     follower = RolloutFollower(
         registry, layout=layout, store=lambda: runtime.store, control=control,
@@ -78,6 +80,23 @@ def build_service(settings: PredictorSettings, deps: PredictorDeps | None = None
     runtime.add_stop_hook(follower.leave)
     app = runtime.build(create_http_app(registry), ready=lambda: runtime.started and registry.ready())
     return PredictorService(app=app, runtime=runtime, registry=registry, handler=handler, follower=follower)
+
+
+def device_windows_of(runtime: ServiceRuntime) -> Callable[[], DeviceWindowStore | None]:
+    """Each device's window: in Redis once the runtime has a client (shared by replicas), in memory on a fake bus."""
+    made: list[DeviceWindowStore] = []
+
+    def current() -> DeviceWindowStore | None:
+        if not made:
+            if runtime.redis is not None:
+                made.append(RedisDeviceWindows(runtime.redis))
+            elif runtime.started:
+                made.append(InMemoryDeviceWindows())
+            else:
+                return None
+        return made[0]
+
+    return current
 
 
 def create_app(settings: PredictorSettings, deps: PredictorDeps | None = None) -> AsgiFastStream:

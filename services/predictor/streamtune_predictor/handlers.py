@@ -16,6 +16,7 @@ from streamtune_shared.bus import Bus, Entry, Forward, ForwardResult, dead_lette
 from streamtune_shared.rollout import Role
 from streamtune_shared.schemas import CleanEvent, FieldError, Prediction, PredictionOutputs, field_errors
 
+from .device_windows import DeviceWindowStore, EventView, SensorEvent
 from .domain import agreement
 from .metrics import BATCH_SIZE, EVENTS, LATENCY, PREDICTIONS, SHADOW_AGREEMENT, SHADOW_COMPARED
 from .registry import ModelRegistry, Route, ServingModel
@@ -48,9 +49,11 @@ class PredictionHandler:
 
     def __init__(self, registry: ModelRegistry, bus: Callable[[], Bus], *,
                  shadow_sink: Callable[[], ShadowSink | None] = lambda: None,
-                 clock: Callable[[], float] = monotonic_ms) -> None:
+                 clock: Callable[[], float] = monotonic_ms,
+                 windows: Callable[[], DeviceWindowStore | None] = lambda: None) -> None:
         self.registry = registry
         self._bus = bus
+        self._windows = windows
         self._shadow_sink = shadow_sink
         self._clock = clock
         self._stopping = False
@@ -68,13 +71,7 @@ class PredictionHandler:
 
     async def _process(self, entries: list[Entry], read_at: float) -> None:
         triage = self.triage(entries)
-        if triage.finished:
-            results = await self._bus().forward(streams.CLEAN, GROUP, triage.finished)
-            finished_here = [f for f, r in zip(triage.finished, results, strict=True)
-                             if r is not ForwardResult.ALREADY_ACKED]
-            skipped = sum(f.target is None for f in finished_here)
-            EVENTS.labels("skipped").inc(skipped)
-            EVENTS.labels("dead_lettered").inc(len(finished_here) - skipped)
+        await self._finish(triage.finished)
         if not triage.by_dataset:
             return
         # The consumer keeps the batch claimed meanwhile, also while it waits for its model.
@@ -84,11 +81,49 @@ class PredictionHandler:
             for entry, event in items:
                 groups[routes[dataset].model_for(event.event_id)].append((entry, event))
         outputs_by_event: dict[str, PredictionOutputs] = {}
-        for (model, role), items in groups.items():
-            outputs = await asyncio.to_thread(model.predict, [event.text or "" for _, event in items])
+        for (model, role), grouped in groups.items():
+            items, dead = _needs_text(model, grouped)
+            await self._finish(dead)
+            outputs = await self._outputs(model, items)
             outputs_by_event.update((event.event_id, out) for (_, event), out in zip(items, outputs, strict=True))
             await self._publish(model, role, items, outputs, read_at)
         await self._shadow(routes, triage.by_dataset, outputs_by_event, read_at)
+
+    async def _finish(self, finished: list[Forward]) -> None:
+        """Acknowledge skipped entries and dead-letter bad ones, counting what this worker finished."""
+        if not finished:
+            return
+        results = await self._bus().forward(streams.CLEAN, GROUP, finished)
+        finished_here = [f for f, r in zip(finished, results, strict=True) if r is not ForwardResult.ALREADY_ACKED]
+        skipped = sum(f.target is None for f in finished_here)
+        EVENTS.labels("skipped").inc(skipped)
+        EVENTS.labels("dead_lettered").inc(len(finished_here) - skipped)
+
+    async def _outputs(self, model: ServingModel, items: list[tuple[Entry, CleanEvent]]) -> list[PredictionOutputs]:
+        """The model's outputs for the events: from text, or (sensor-anomaly) from each device's window."""
+        if not items:
+            return []
+        if model.anomaly is None:
+            return await asyncio.to_thread(model.predict, [event.text or "" for _, event in items])
+        views = await self._views(model, [event for _, event in items])
+        return await asyncio.to_thread(model.anomaly.outputs, views)
+
+    async def _views(self, model: ServingModel, events: list[CleanEvent]) -> list[EventView]:
+        """Add the events to their devices' windows (shared by every replica) and return each one's view."""
+        store = self._windows()
+        if store is None:
+            raise RuntimeError("no device window store: sensor-anomaly models cannot serve yet")
+        spec = model.anomaly.spec  # type: ignore[union-attr]  # only called for anomaly models
+        views: list[EventView | None] = [None] * len(events)
+        by_dataset: dict[str, list[int]] = defaultdict(list)
+        for index, event in enumerate(events):
+            by_dataset[event.dataset].append(index)
+        for dataset, indexes in by_dataset.items():
+            sensor_events = [_sensor_event(events[i]) for i in indexes]
+            got = await store.append(dataset, sensor_events, spec.window, spec.calibration_events)
+            for i, view in zip(indexes, got, strict=True):
+                views[i] = view
+        return [v for v in views if v is not None]
 
     def triage(self, entries: list[Entry]) -> Triage:
         """Parse entries; bad ones become dead letters, events of datasets this predictor does not serve are skipped."""
@@ -101,11 +136,7 @@ class PredictionHandler:
                 continue
             if not self.registry.serves(event.dataset):
                 triage.finished.append(Forward(entry.id, None))
-            elif event.text is None:
-                error = FieldError(field="text", message=f"the model of {event.dataset} predicts from text; "
-                                                         "the event has none")
-                triage.finished.append(_dead(entry, "event has no text", (error,), event.event_id))
-            else:
+            else:  # whether it needs a text depends on the task of the model it is routed to
                 triage.by_dataset[event.dataset].append((entry, event))
         return triage
 
@@ -147,7 +178,7 @@ class PredictionHandler:
             if shadow is None:
                 continue
             try:
-                outputs = await asyncio.to_thread(shadow.predict, [event.text or "" for _, event in items])
+                outputs = await self._outputs(shadow, items)
                 await self._publish_shadow(dataset, shadow, items, outputs, primary, read_at)
             except Exception as exc:  # noqa: BLE001 - a failing shadow must never hold back the primary
                 log.warning("shadow.failed", dataset=dataset, version=shadow.version, error=type(exc).__name__)
@@ -180,6 +211,23 @@ def _prediction(model: ServingModel, role: Role, event: CleanEvent, output: Pred
                 latency_ms: float) -> Prediction:
     return Prediction(event_id=event.event_id, dataset=event.dataset, model=model.name, version=model.version,
                       task=model.task, outputs=output, latency_ms=latency_ms, rollout=role)
+
+
+def _needs_text(model: ServingModel, items: list[tuple[Entry, CleanEvent]]
+                ) -> tuple[list[tuple[Entry, CleanEvent]], list[Forward]]:
+    """The events the model can predict, and dead letters for those a text model cannot (no text)."""
+    if model.anomaly is not None:
+        return items, []
+    kept = [(entry, event) for entry, event in items if event.text is not None]
+    dead = [_dead(entry, "event has no text", (FieldError(
+        field="text", message=f"the model of {event.dataset} predicts from text; the event has none"),), event.event_id)
+        for entry, event in items if event.text is None]
+    return kept, dead
+
+
+def _sensor_event(event: CleanEvent) -> SensorEvent:
+    readings = {name: float(value) for name, value in event.readings.items() if value is not None}
+    return SensorEvent(event.event_id, event.device_id, event.ts.timestamp(), readings)
 
 
 def _dead(entry: Entry, reason: str, errors: Sequence[FieldError], event_id: str | None) -> Forward:

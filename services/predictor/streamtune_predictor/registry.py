@@ -6,20 +6,29 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from typing import TYPE_CHECKING
+
 from streamtune_shared.rollout import Role, ServingState, role_for
 from streamtune_shared.schemas import PredictionOutputs, Task
+
+if TYPE_CHECKING:
+    from .anomaly import AnomalyModel
 
 Predict = Callable[[Sequence[str]], list[PredictionOutputs]]
 
 
 @dataclass(frozen=True)
 class ServingModel:
-    """A loaded model version: ``predict`` is blocking (run it in a thread)."""
+    """A loaded model version: ``predict`` is blocking (run it in a thread).
+
+    A sensor-anomaly version predicts from device windows, not text: its ``anomaly`` scores them.
+    """
 
     name: str
     version: str
     task: Task
     predict: Predict
+    anomaly: AnomalyModel | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,70 @@
+"""Serving a sensor-anomaly version: each event's window, normalized by its device's calibration, scored in one batch.
+
+    model = AnomalyModel(net, threshold=0.42)
+    outputs = model.outputs(views)   # one PredictionOutputs per event view: score, decision, threshold, calibrating
+
+While a device is inside its calibration period its events get ``calibrating: true``, ``is_anomaly: false``
+and score 0: the device's normal is not known yet.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from streamtune_shared.anomaly_net import AnomalyNet
+from streamtune_shared.schemas import PredictionOutputs
+from streamtune_shared.sensor_windows import Calibration, reading_matrix, sliding_windows
+
+from .device_windows import EventView
+
+SCORE_DIGITS = 6
+
+
+def calibration_of(sums: Mapping[str, float], sensors: Sequence[str]) -> Calibration:
+    """The calibration from the stored sums (``n``, ``s|<sensor>``, ``q|<sensor>``, ``c|<sensor>``)."""
+    n = sums.get("n", 0.0)
+    pick = lambda prefix: np.array([sums.get(prefix + s, 0.0) for s in sensors])  # noqa: E731
+    return Calibration.from_sums(n, pick("s|"), pick("q|"), pick("c|"))
+
+
+class AnomalyModel:
+    """A loaded sensor-anomaly network and the card's threshold."""
+
+    def __init__(self, net: AnomalyNet, threshold: float, batch_size: int = 1024) -> None:
+        self.net = net.eval()
+        self.threshold = threshold
+        self.batch_size = batch_size
+        self.spec = net.config.spec()
+        self._lock = threading.Lock()  # one forward at a time: torch already uses every core
+
+    def window(self, view: EventView) -> np.ndarray:
+        """The event's window as the network takes it, (window, sensors) float32."""
+        rows = reading_matrix(view.rows, self.spec.sensors)
+        x = calibration_of(view.calibration, self.spec.sensors).normalize(rows, self.spec.clip)
+        return sliding_windows(x, self.spec.window, start=len(x) - 1)[0]
+
+    def scores(self, windows: np.ndarray) -> np.ndarray:
+        """Anomaly probabilities of windows (m, window, sensors); blocking."""
+        out = []
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(windows), self.batch_size):
+                logits = self.net(torch.from_numpy(windows[start:start + self.batch_size]))
+                out.append(torch.sigmoid(logits.float()).numpy())
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def outputs(self, views: Sequence[EventView]) -> list[PredictionOutputs]:
+        """One output per view, in order; blocking (call it through ``asyncio.to_thread``)."""
+        scored = [i for i, v in enumerate(views) if not v.calibrating and v.rows]
+        scores = self.scores(np.stack([self.window(views[i]) for i in scored])) if scored else np.zeros(0)
+        by_index = dict(zip(scored, scores.tolist(), strict=True))
+        results = []
+        for i in range(len(views)):
+            score = by_index.get(i)
+            results.append(PredictionOutputs(
+                anomaly_score=round(score, SCORE_DIGITS) if score is not None else 0.0,
+                is_anomaly=score is not None and score >= self.threshold,
+                threshold=self.threshold, calibrating=score is None))
+        return results

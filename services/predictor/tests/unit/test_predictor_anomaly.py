@@ -1,0 +1,71 @@
+"""Serving sensor-anomaly: each event scored on its device's window exactly as the trainer windows a recording,
+calibrating events flagged, redeliveries idempotent, out-of-order events placed by ts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from streamtune_predictor.anomaly import AnomalyModel
+from streamtune_predictor.device_windows import InMemoryDeviceWindows, SensorEvent
+from streamtune_shared.anomaly_net import AnomalyNet, AnomalyNetConfig, load_network, version_files
+from streamtune_shared.sensor_windows import Calibration, reading_matrix, sliding_windows
+
+SENSORS = ("Pressure", "Temperature")
+CONFIG = AnomalyNetConfig(sensors=SENSORS, window=4, calibration_events=5, channels=8, layers=2)
+
+
+@pytest.fixture
+def model() -> AnomalyModel:
+    torch.manual_seed(0)
+    return AnomalyModel(AnomalyNet(CONFIG).eval(), threshold=0.5)
+
+
+def events(n: int, device: str = "d1") -> list[SensorEvent]:
+    rng = np.random.default_rng(3)
+    return [SensorEvent(f"{device}-{i}", device, 1000.0 + i,
+                        {"Pressure": float(1 + rng.normal(0, 0.1) + (i > 8)), "Temperature": float(70 + rng.normal())})
+            for i in range(n)]
+
+
+def offline_scores(model: AnomalyModel, stream: list[SensorEvent]) -> np.ndarray:
+    rows = reading_matrix([e.readings for e in stream], SENSORS)
+    x = Calibration.of(rows[:CONFIG.calibration_events]).normalize(rows, CONFIG.clip)
+    return model.scores(sliding_windows(x, CONFIG.window))
+
+
+async def test_scores_match_the_trainers_windows_and_calibration_is_flagged(model):
+    store, stream = InMemoryDeviceWindows(), events(12)
+    outputs = []
+    for batch in (stream[:3], stream[3:7], stream[7:]):
+        outputs += model.outputs(await store.append("pump-sensors", batch, CONFIG.window, CONFIG.calibration_events))
+    assert [o.calibrating for o in outputs] == [True] * 5 + [False] * 7
+    assert all(o.is_anomaly is False and o.anomaly_score == 0.0 for o in outputs[:5])
+    expected = offline_scores(model, stream)[5:]
+    assert [o.anomaly_score for o in outputs[5:]] == pytest.approx(expected.tolist(), abs=1e-5)
+    assert all(o.is_anomaly == (o.anomaly_score >= 0.5) and o.threshold == 0.5 for o in outputs)
+
+
+async def test_a_redelivered_batch_gets_the_same_outputs_and_counts_once(model):
+    store, stream = InMemoryDeviceWindows(), events(8)
+    first = model.outputs(await store.append("pump-sensors", stream, CONFIG.window, CONFIG.calibration_events))
+    again = model.outputs(await store.append("pump-sensors", stream, CONFIG.window, CONFIG.calibration_events))
+    assert again == first
+    assert store.calibration[("pump-sensors", "d1")]["n"] == CONFIG.calibration_events
+
+
+async def test_a_late_event_is_windowed_by_its_ts_and_devices_do_not_mix(model):
+    store, stream = InMemoryDeviceWindows(), events(10)
+    other = events(10, device="d2")
+    late = stream[7]
+    await store.append("pump-sensors", stream[:7] + stream[8:] + other, CONFIG.window, CONFIG.calibration_events)
+    (view,) = await store.append("pump-sensors", [late], CONFIG.window, CONFIG.calibration_events)
+    assert [r["Pressure"] for r in view.rows] == [e.readings["Pressure"] for e in stream[4:8]]
+
+
+def test_a_version_round_trips_through_its_safetensors_files(model):
+    files = version_files(model.net)
+    loaded = load_network(files["config.json"], files["model.safetensors"])
+    x = np.random.default_rng(1).normal(size=(3, 4, 2)).astype(np.float32)
+    assert AnomalyModel(loaded, 0.5).scores(x) == pytest.approx(model.scores(x), abs=1e-6)
+    assert loaded.config == CONFIG

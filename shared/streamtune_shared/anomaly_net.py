@@ -1,0 +1,111 @@
+"""The sensor-anomaly network, its config file and its safetensors weights: one definition the trainer trains
+and the predictor loads (import only where torch is installed: the ``anomaly`` extra).
+
+    config = AnomalyNetConfig(sensors=("Current", "Pressure"), window=32, calibration_events=400)
+    net = AnomalyNet(config)
+    logits = net(windows)                       # (B, window, S) z-scores -> (B,) anomaly logits
+    recon = net.reconstruct(windows, mask)      # self-supervised pretraining: fill in masked time steps
+    files = version_files(net)                  # {"config.json": ..., "model.safetensors": ...}
+
+A residual stack of dilated 1-D convolutions over time encodes a window; a 1x1 convolution reconstructs
+masked steps (pretraining on every window, labeled or not) and a linear head on the pooled encoding
+classifies the window's last event.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from torch import nn
+
+from .model_card import CONFIG_FILE, WEIGHTS_FILE, VersionRejected
+from .sensor_windows import WindowSpec
+
+ARCHITECTURE = "streamtune-anomaly-cnn"
+
+
+class AnomalyNetConfig(BaseModel):
+    """``config.json`` of a sensor-anomaly version: the window contract and the network's shape."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    architecture: Literal["streamtune-anomaly-cnn"] = ARCHITECTURE
+    sensors: tuple[str, ...] = Field(min_length=1, max_length=256)
+    window: int = Field(default=32, ge=2, le=1024)
+    calibration_events: int = Field(default=400, ge=1)
+    clip: float = Field(default=10.0, gt=0)
+    channels: int = Field(default=32, ge=4, le=512)
+    layers: int = Field(default=3, ge=1, le=10)
+    kernel: int = Field(default=5, ge=1, le=15)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+
+    def spec(self) -> WindowSpec:
+        """The window contract (sensor order, length, calibration) of this config."""
+        return WindowSpec(self.sensors, self.window, self.calibration_events, self.clip)
+
+
+class _Block(nn.Module):
+    def __init__(self, channels: int, kernel: int, dilation: int, dropout: float) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2)
+        self.norm = nn.BatchNorm1d(channels)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.drop(nn.functional.gelu(self.norm(self.conv(h))))
+
+
+class AnomalyNet(nn.Module):
+    """Dilated 1-D CNN encoder with a reconstruction head (pretraining) and a classification head."""
+
+    def __init__(self, config: AnomalyNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        sensors, channels = len(config.sensors), config.channels
+        self.embed = nn.Conv1d(sensors + 1, channels, 1)  # +1: the mask-indicator channel
+        kernel = config.kernel if config.kernel % 2 else config.kernel + 1  # odd: 'same' padding keeps the length
+        self.blocks = nn.Sequential(*(_Block(channels, kernel, 2 ** i, config.dropout) for i in range(config.layers)))
+        self.reconstruction = nn.Conv1d(channels, sensors, 1)
+        self.classifier = nn.Linear(2 * channels, 1)
+
+    def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, W, S) -> (B, C, W); masked time steps (B, W) are zeroed and flagged."""
+        flag = torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device) if mask is None else mask.to(x.dtype)
+        x = x * (1 - flag).unsqueeze(-1)
+        h = torch.cat([x, flag.unsqueeze(-1)], dim=-1).transpose(1, 2)
+        return self.blocks(self.embed(h))
+
+    def reconstruct(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The window as the network fills it in from its unmasked steps, (B, W, S)."""
+        return self.reconstruction(self.encode(x, mask)).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """One anomaly logit per window (its last event), (B,)."""
+        h = self.encode(x)
+        pooled = torch.cat([h.mean(dim=-1), h[..., -1]], dim=-1)
+        return self.classifier(pooled).squeeze(-1)
+
+
+def version_files(net: AnomalyNet) -> dict[str, bytes]:
+    """The config and safetensors weights of a trained network (tensors made contiguous, on the CPU)."""
+    weights = {name: t.detach().cpu().contiguous() for name, t in net.state_dict().items()}
+    return {CONFIG_FILE: net.config.model_dump_json(indent=2).encode(), WEIGHTS_FILE: save_safetensors(weights)}
+
+
+def load_network(config_bytes: bytes, weights_bytes: bytes) -> AnomalyNet:
+    """The network of a version's files, in eval mode; ``VersionRejected`` when they do not fit together."""
+    try:
+        config = AnomalyNetConfig.model_validate(json.loads(config_bytes))
+    except (ValueError, ValidationError):
+        raise VersionRejected("config.json is not a sensor-anomaly config") from None
+    net = AnomalyNet(config)
+    try:
+        net.load_state_dict(load_safetensors(weights_bytes), strict=True)
+    except (RuntimeError, ValueError) as exc:
+        raise VersionRejected(f"model.safetensors does not fit config.json ({type(exc).__name__})") from None
+    return net.eval()
