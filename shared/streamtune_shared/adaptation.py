@@ -77,10 +77,15 @@ def default_learning_rate(method: str) -> float:
     return DEFAULT_LEARNING_RATES.get(method, DEFAULT_LEARNING_RATES["full"])
 
 
+SENSOR_ANOMALY_LEARNING_RATE = 2e-3
+
+
 def fill_method_defaults(data: Any) -> Any:
     """A raw request with the method's learning rate when it names none (or null)."""
     if not isinstance(data, dict) or data.get("learning_rate") is not None:
         return data
+    if data.get("task") == "sensor-anomaly":  # a small CNN trained from scratch, not a pretrained transformer
+        return {**data, "learning_rate": SENSOR_ANOMALY_LEARNING_RATE}
     method = data.get("method", "full")
     if method not in METHODS:
         return data  # the method field reports the error

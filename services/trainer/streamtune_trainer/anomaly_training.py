@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from streamtune_shared.adaptation import SENSOR_ANOMALY_LEARNING_RATE
 from streamtune_shared.anomaly_net import AnomalyNet, AnomalyNetConfig
 from streamtune_shared.schemas import TrainRequest
 
@@ -39,7 +40,7 @@ class AnomalyHyperparameters:
     pretrain_epochs: int = 2
     epochs: int = 8
     batch_size: int = 128
-    learning_rate: float = 2e-3
+    learning_rate: float = SENSOR_ANOMALY_LEARNING_RATE
     weight_decay: float = 1e-4
     mask_ratio: float = 0.25
     false_alarm_cap: float = 0.10
@@ -56,6 +57,7 @@ class AnomalyHyperparameters:
         task_fields = {name: getattr(request, name) for name in
                        ("window", "stride", "calibration_events", "pretrain_epochs", "mask_ratio", "false_alarm_cap",
                         "seed")}
+        # A request naming no learning rate gets this task's (adaptation.fill_method_defaults), so it is "set".
         generic = ("epochs", "batch_size", "learning_rate", "weight_decay", "early_stopping_patience")
         chosen = {name: getattr(request, name) for name in generic if name in request.model_fields_set}
         return cls(**task_fields, **chosen)
