@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".stack"
 SERVICES = ("ingestion", "anonymizer", "trainer", "predictor")
 DEFAULT_PORTS = {"ingestion": 8081, "anonymizer": 8082, "trainer": 8083, "predictor": 8084}
-DEFAULT_MODELS = {"clinical-notes": "disease-ner"}
+DEFAULT_MODELS = {"clinical-notes": "disease-ner", "pump-sensors": "pump-anomaly"}
 
 
 def free_port() -> int:
