@@ -58,6 +58,9 @@ def create_http_app(registry: ModelRegistry) -> FastAPI:
     async def predict(request: PredictRequest) -> PredictResponse:
         """Predict one text or up to 64; 404 for an unknown model or dataset, 503 while it is not loaded."""
         serving = _serving(registry, request)
+        if serving.anomaly is not None:  # its outputs depend on the device's stream, which one call does not carry
+            raise HTTPException(status_code=422, detail="a sensor-anomaly model predicts from the event stream "
+                                                        "(per-device windows), not from POST /predict texts")
         name = serving.name
         texts = request.texts if request.texts is not None else [request.text or ""]
         outputs = await asyncio.to_thread(serving.predict, texts)

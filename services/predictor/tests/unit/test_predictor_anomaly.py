@@ -3,6 +3,8 @@ calibrating events flagged, redeliveries idempotent, out-of-order events placed 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
 import torch
@@ -69,3 +71,19 @@ def test_a_version_round_trips_through_its_safetensors_files(model):
     x = np.random.default_rng(1).normal(size=(3, 4, 2)).astype(np.float32)
     assert AnomalyModel(loaded, 0.5).scores(x) == pytest.approx(model.scores(x), abs=1e-6)
     assert loaded.config == CONFIG
+
+
+async def test_post_predict_refuses_a_sensor_anomaly_model_with_the_reason(model):
+    import httpx
+    from streamtune_predictor.api import create_http_app
+    from streamtune_predictor.registry import ModelRegistry, Route, ServingModel
+    from streamtune_shared.rollout import ServingState
+
+    registry = ModelRegistry({"pump-sensors": "pump-anomaly"}, {})
+    serving = ServingModel("pump-anomaly", "v1", "sensor-anomaly", predict=lambda texts: [], anomaly=model)
+    state = ServingState(dataset="pump-sensors", model="pump-anomaly", version="v1", updated_at=datetime.now(UTC))
+    registry.install(Route(state, serving))
+    app = create_http_app(registry)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://predictor") as client:
+        response = await client.post("/predict", json={"dataset": "pump-sensors", "text": "x"})
+    assert response.status_code == 422 and "per-device windows" in response.json()["detail"]
