@@ -94,12 +94,27 @@ class PrivateTraining:
         self.grad_sample_module._close()
 
 
+def freeze_shared_input_embeddings(model: torch.nn.Module) -> list[str]:
+    """Freeze embeddings looked up by ids shared across the batch (BERT's position and token-type buffers).
+
+    Their input has batch size 1, so no per-sample gradient exists for them; returns the frozen module names.
+    """
+    frozen = []
+    for name, module in model.named_modules():
+        shared = name.endswith(("position_embeddings", "token_type_embeddings"))
+        if shared and isinstance(module, torch.nn.Embedding) and module.weight.requires_grad:
+            module.requires_grad_(False)
+            frozen.append(name)
+    return frozen
+
+
 def make_private(model: torch.nn.Module, optimizer: torch.optim.Optimizer, plan: DPPlan,
                  batch_size: int) -> PrivateTraining:
     """Per-sample gradients on the trainable parameters, clipped and noised by Opacus' DPOptimizer."""
     from opacus import GradSampleModule
     from opacus.optimizers import DPOptimizer
 
+    freeze_shared_input_embeddings(model)
     try:
         grad_sample_module = GradSampleModule(model, batch_first=True, loss_reduction="mean", strict=False)
     except (NotImplementedError, ValueError) as exc:

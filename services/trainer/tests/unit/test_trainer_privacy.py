@@ -61,3 +61,12 @@ def test_dp_sgd_noise_changes_the_update(train_one_epoch):
     second, _, _ = train_one_epoch(private)
     head = [name for name, _ in first.model.named_parameters() if "classifier.weight" in name][0]
     assert not torch.allclose(dict(first.model.named_parameters())[head], dict(second.model.named_parameters())[head])
+
+
+def test_dp_sgd_full_fine_tune_trains_all_but_the_embeddings_shared_across_the_batch(train_one_epoch):
+    request = TrainRequest(model_name="m", task=TOKEN_CLASSIFICATION, dataset="d",
+                           dp={"target_epsilon": 8, "delta": 1e-3})
+    _, changed, outcome = train_one_epoch(request)
+    assert outcome.privacy is not None
+    assert any("word_embeddings" in n for n in changed) and any(".layer.0." in n for n in changed)
+    assert not [n for n in changed if "position_embeddings" in n or "token_type_embeddings" in n]
