@@ -97,7 +97,7 @@ def check_prefix_support(model: torch.nn.Module) -> None:
                            "models in this transformers version do not (use lora or prompt)")
 
 
-def prompt_config(options: PromptOptions, task: str, model: torch.nn.Module) -> Any:
+def prompt_config(options: PromptOptions, task: str) -> Any:
     """peft's prompt-tuning config (random or vocabulary initialisation)."""
     from peft import PromptTuningConfig, PromptTuningInit
 
@@ -111,7 +111,7 @@ def peft_config(request: TrainRequest, model: torch.nn.Module) -> Any:
     if request.method == "lora":
         return lora_config(request.lora or LoraOptions(), request.task)
     if request.method == "prompt":
-        return prompt_config(request.prompt or PromptOptions(), request.task, model)
+        return prompt_config(request.prompt or PromptOptions(), request.task)
     from peft import PrefixTuningConfig
 
     check_prefix_support(model)
