@@ -8,7 +8,7 @@ PACKAGES := shared services/ingestion services/anonymizer services/trainer servi
 STACK := $(BIN)/python deploy/local/stack.py
 PYTEST_ARGS ?=
 
-.PHONY: install test test-unit demo up down bench docs clean gpu-check
+.PHONY: install test test-unit demo up down pii-model bench docs clean gpu-check
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "streamtune needs Python 3.11 (set PYTHON=...)")'
@@ -37,6 +37,10 @@ demo: install
 up: install
 	@$(STACK) up
 	$(BIN)/python deploy/local/processes.py start
+
+# The running stack's own PII model: synthetic set imported, pii-ner trained and published (make up first).
+pii-model: install
+	$(BIN)/python deploy/local/train_pii_model.py
 
 down:
 	-@$(BIN)/python deploy/local/processes.py stop

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
+import structlog
 from redis.asyncio import Redis
 
 from . import streams
+from .tasks import raise_if_cancelled
+
+log = structlog.get_logger(__name__)
 
 
 class ControlFeed(Protocol):
@@ -52,3 +58,37 @@ class RedisControlFeed:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+OnEntry = Callable[[str, bytes], Awaitable[None]]
+Rescan = Callable[[], Awaitable[None]]
+
+
+async def follow(feed: ControlFeed, block_ms: int, on_entry: OnEntry, rescan: Rescan, rescan_s: float,
+                 retry_pause_s: float = 1.0) -> None:
+    """Start the feed (retrying while Redis is away), rescan, then hand every entry to ``on_entry`` until
+    cancelled, rescanning every ``rescan_s``; a failed read is logged and retried, never fatal."""
+    while True:
+        raise_if_cancelled()
+        try:
+            await feed.start()
+            break
+        except Exception as exc:  # noqa: BLE001 - Redis unavailable at startup: try again
+            log.warning("announcements.start_failed", error=type(exc).__name__)
+            await asyncio.sleep(retry_pause_s)
+    await rescan()
+    next_scan = time.monotonic() + rescan_s
+    while True:
+        try:
+            entries = await feed.read(block_ms)
+        except Exception as exc:  # noqa: BLE001 - Redis unavailable: keep serving, read again
+            log.warning("announcements.read_failed", error=type(exc).__name__)
+            await asyncio.sleep(retry_pause_s)
+            continue
+        finally:
+            raise_if_cancelled()  # a blocking XREAD can swallow the cancel of a shutdown
+        for stream, payload in entries:
+            await on_entry(stream, payload)
+        if time.monotonic() >= next_scan:
+            await rescan()
+            next_scan = time.monotonic() + rescan_s

@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 from pydantic import ValidationError
-from streamtune_shared.announcements import ControlFeed
+from streamtune_shared.announcements import ControlFeed, follow
 from streamtune_shared.model_card import VersionRejected
 from streamtune_shared.hf_loading import merged_version_folder
 from streamtune_shared.model_registry import RegistryLayout, fetch_card, is_version
 from streamtune_shared.schemas import ModelPublished
 from streamtune_shared.storage import ObjectStore
-from streamtune_shared.tasks import raise_if_cancelled
 
 from . import metrics
 from .detection import EntityModel
@@ -94,23 +92,8 @@ class PiiModelFollower:
 
     async def run(self, feed: ControlFeed, block_ms: int) -> None:
         """Scan the registry, then follow announcements until cancelled; rescan every ``rescan_s``."""
-        await _until_done(feed.start)
-        await self.scan()
-        next_scan = time.monotonic() + self._rescan_s
-        while True:
-            try:
-                entries = await feed.read(block_ms)
-            except Exception as exc:  # noqa: BLE001 - Redis unavailable: keep redacting, read again
-                log.warning("pii_model.read_failed", error=type(exc).__name__)
-                await asyncio.sleep(RETRY_PAUSE_S)
-                continue
-            finally:
-                raise_if_cancelled()  # a blocking XREAD can swallow the cancel of a shutdown
-            for _, payload in entries:
-                await self.on_announcement(payload)
-            if time.monotonic() >= next_scan:
-                await self.scan()
-                next_scan = time.monotonic() + self._rescan_s
+        await follow(feed, block_ms, lambda _, payload: self.on_announcement(payload), self.scan, self._rescan_s,
+                     RETRY_PAUSE_S)
 
     async def scan(self) -> None:
         """Use the newest committed version that loads, when it is newer than the one in use."""
@@ -158,14 +141,3 @@ class PiiModelFollower:
         log.info("pii_model.loaded", model=self.model_name, version=version, replaced=previous.version or
                  previous.source)
         return "loaded"
-
-
-async def _until_done(step: Callable[[], object]) -> None:
-    while True:
-        raise_if_cancelled()
-        try:
-            await step()
-            return
-        except Exception as exc:  # noqa: BLE001 - Redis unavailable at startup: try again
-            log.warning("pii_model.feed_start_failed", error=type(exc).__name__)
-            await asyncio.sleep(RETRY_PAUSE_S)

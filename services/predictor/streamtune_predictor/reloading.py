@@ -10,7 +10,6 @@ acknowledge the revision). A rescan every ``rescan_s`` catches what a missed mes
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Literal, Protocol
@@ -18,13 +17,12 @@ from typing import Literal, Protocol
 import structlog
 from pydantic import ValidationError
 from streamtune_shared import streams
-from streamtune_shared.announcements import ControlFeed
+from streamtune_shared.announcements import ControlFeed, follow
 from streamtune_shared.model_card import VersionRejected
 from streamtune_shared.model_registry import RegistryLayout, is_version
 from streamtune_shared.rollout import RolloutChanged, ServingState, auto_promote, list_datasets, read_state, seed_state
 from streamtune_shared.schemas import ModelPublished
 from streamtune_shared.storage import ObjectStore
-from streamtune_shared.tasks import raise_if_cancelled
 
 from .metrics import RELOADS, serving_changed
 from .registry import ModelRegistry, Route, ServingModel
@@ -61,23 +59,7 @@ class RolloutFollower:
 
     async def run(self, feed: ControlFeed, block_ms: int) -> None:
         """Sync, then follow announcements and changes until cancelled; rescan every ``rescan_s``."""
-        await _until_done(feed.start, "announcements.start_failed")
-        await self.sync()
-        next_scan = time.monotonic() + self._rescan_s
-        while True:
-            try:
-                entries = await feed.read(block_ms)
-            except Exception as exc:  # noqa: BLE001 - Redis unavailable: keep serving, read again
-                log.warning("announcements.read_failed", error=type(exc).__name__)
-                await asyncio.sleep(RETRY_PAUSE_S)
-                continue
-            finally:
-                raise_if_cancelled()  # a blocking XREAD can swallow the cancel of a shutdown
-            for stream, payload in entries:
-                await self._on_entry(stream, payload)
-            if time.monotonic() >= next_scan:
-                await self.sync()
-                next_scan = time.monotonic() + self._rescan_s
+        await follow(feed, block_ms, self._on_entry, self.sync, self._rescan_s, RETRY_PAUSE_S)
 
     async def _on_entry(self, stream: str, payload: bytes) -> None:
         if stream == streams.MODELS_CONTROL:
@@ -242,14 +224,3 @@ def _log_swap(state: ServingState, previous: Route | None) -> None:
              version=state.version, replaced=before, pinned=state.pinned,
              canary=state.canary.version if state.canary else None,
              shadow=state.shadow.version if state.shadow else None)
-
-
-async def _until_done(step: Callable[[], object], failure: str) -> None:
-    while True:
-        raise_if_cancelled()
-        try:
-            await step()
-            return
-        except Exception as exc:  # noqa: BLE001 - Redis unavailable at startup: try again
-            log.warning(failure, error=type(exc).__name__)
-            await asyncio.sleep(RETRY_PAUSE_S)
