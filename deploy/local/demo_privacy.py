@@ -5,7 +5,7 @@
    anonymizer, which has only its pattern recognizers and spaCy's small NER yet; recall by type is read
    from events.clean against the gold spans;
 2. a synthetic PII training set (Faker, several locales, the repository's templates; plus presidio's training
-   templates when ../shared/data is there) is imported with `streamtune datasets import` (trusted data: it
+   templates when ../shared/data is there; plus clinical sentences with no PII as negatives) is imported with `streamtune datasets import` (trusted data: it
    bypasses ingestion and the anonymizer), the trainer fine-tunes `pii-ner`, the anonymizer hot-reloads it;
 3. the same probe, with new event ids, goes through again: recall by type after.
 """
@@ -110,6 +110,9 @@ def import_training_set(env: dict[str, str], say: Say) -> int:
             subprocess.run([python, "-m", "streamtune_anonymizer.synthetic", "--from-presidio", str(PRESIDIO_DEV),
                             "--out", str(presidio)], check=True, cwd=ROOT, env=env, capture_output=True)
             rows.write_text(rows.read_text() + presidio.read_text())
+        with rows.open("a") as out:
+            for row in clinical_negatives():
+                out.write(json.dumps(row) + "\n")
         count = len(rows.read_text().splitlines())
         cli = Path(python).with_name("streamtune")
         result = subprocess.run([str(cli), "datasets", "import", str(rows), "--dataset", PII_DATASET, "--json"],
@@ -119,6 +122,21 @@ def import_training_set(env: dict[str, str], say: Say) -> int:
     say(f"  streamtune datasets import: {count} labeled rows into dataset {PII_DATASET} "
         "(trusted synthetic data: bypasses ingestion and the anonymizer)")
     return count
+
+
+def clinical_negatives() -> list[dict]:
+    """The clinical-note fixture's sentences with every token O: disease and gene names are not organisations.
+
+    Without them the PII model tags terms such as "adenomatous polyposis coli" as ORGANIZATION, and the
+    redaction destroys what the disease-NER data is for. (Their appended contact sentences hold only
+    pattern types, which the PII model is not taught to tag anyway.)
+    """
+    notes = ROOT / "tests" / "fixtures" / "clinical_notes.jsonl"
+    rows = []
+    for i, line in enumerate(notes.read_text().splitlines()):
+        text = json.loads(line)["text"]
+        rows.append({"event_id": f"clinical-negative-{i}", "text": text, "label": ["O"] * len(text.split())})
+    return rows
 
 
 def wait_pii_model(anonymizer_metrics_url: str, version: str, timeout_s: float) -> None:
