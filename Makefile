@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python tests/bench/bench_predictor.py
 	$(BIN)/python tests/bench/bench_training.py
 	$(BIN)/python tests/bench/bench_pii.py
+	$(BIN)/python tests/bench/bench_pii_utility.py
 	$(BIN)/python tests/bench/bench_anomaly.py
 
 # A few steps of each adaptation method with bf16 and fp32 on CUDA, with a checkpoint resume; says so and exits 0
