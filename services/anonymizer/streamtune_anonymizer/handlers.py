@@ -17,7 +17,7 @@ import structlog
 from pydantic import ValidationError
 from streamtune_shared import streams
 from streamtune_shared.bus import BatchConsumer, Bus, Entry, Forward, ForwardResult, dead_letter_forward, encode
-from streamtune_shared.datasets import new_shard_id
+from streamtune_shared.datasets import JSON_TYPE, PARQUET_TYPE, new_shard_id
 from streamtune_shared.schemas import CleanEvent, FieldError, ValidEvent, field_errors
 from streamtune_shared.storage import ObjectStore
 
@@ -45,8 +45,6 @@ ANONYMIZE_STAGE = "anonymizer"
 SHARD_GROUP = "anonymizer-shards"
 SHARD_STAGE = "shard-writer"
 DEDUPE_KEY_PREFIX = "streamtune:anonymizer:seen:"
-PARQUET_TYPE = "application/vnd.apache.parquet"
-JSON_TYPE = "application/json"
 FLUSH_CHECK_S = 0.5
 MAX_RETRY_DELAY_S = 30.0
 
