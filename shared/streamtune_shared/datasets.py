@@ -27,6 +27,7 @@ from .storage import ObjectStore, sha256_hex
 if TYPE_CHECKING:
     import pyarrow as pa
 
+DATASETS_ROOT = "datasets/"
 PARQUET_TYPE = "application/vnd.apache.parquet"
 JSON_TYPE = "application/json"
 IMPORT_SHARD_ROWS = 5_000
@@ -46,12 +47,17 @@ COLUMNS = {
 
 def shard_key(dataset: str, shard_id: str) -> str:
     """Where a shard's Parquet file lives."""
-    return f"datasets/{dataset}/shards/{shard_id}.parquet"
+    return f"{DATASETS_ROOT}{dataset}/shards/{shard_id}.parquet"
+
+
+def manifests_prefix(dataset: str) -> str:
+    """The prefix holding every manifest of a dataset."""
+    return f"{DATASETS_ROOT}{dataset}/manifests/"
 
 
 def manifest_key(dataset: str, shard_id: str) -> str:
     """Where a shard's manifest lives."""
-    return f"datasets/{dataset}/manifests/{shard_id}.json"
+    return f"{manifests_prefix(dataset)}{shard_id}.json"
 
 
 def new_shard_id(first_entry_id: str, writer: str) -> str:
@@ -109,7 +115,7 @@ def read_dataset(store: ObjectStore, dataset: str) -> tuple[list[dict[str, Any]]
     """
     rows: dict[str, dict[str, Any]] = {}
     manifests = []
-    for key in store.list_keys(f"datasets/{dataset}/manifests/"):
+    for key in store.list_keys(manifests_prefix(dataset)):
         manifest = ShardManifest.model_validate_json(store.get_bytes(key))
         data = store.get_bytes(manifest.shard_key)
         if sha256_hex(data) != manifest.sha256:

@@ -11,16 +11,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from streamtune_shared.datasets import IMPORT_SOURCE, manifest_key
+from streamtune_shared.datasets import DATASETS_ROOT, IMPORT_SOURCE, manifest_key, manifests_prefix
 from streamtune_shared.schemas import ShardManifest
 
-DATASETS_ROOT = "datasets/"
+__all__ = ["DATASETS_ROOT", "dataset_names", "dataset_summary", "manifest_row", "manifests_prefix",
+           "source_from_path"]
 _MANIFEST_SUFFIX = ".json"
-
-
-def manifests_prefix(dataset: str) -> str:
-    """The prefix holding a dataset's manifests (the folder of its ``manifest_key``)."""
-    return manifest_key(dataset, "shard").rsplit("/", 1)[0] + "/"
 
 
 def dataset_names(keys: Iterable[str]) -> list[str]:
