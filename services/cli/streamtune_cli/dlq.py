@@ -26,28 +26,20 @@ ReasonOption = Annotated[str | None, typer.Option(help="Only letters whose reaso
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
 
 
-def all_letters(client: Redis) -> Iterator[StoredLetter]:
-    """Every entry of the DLQ, oldest first, read in pages."""
-    start = "-"
+def read_letters(client: Redis, *, newest_first: bool = False) -> Iterator[StoredLetter]:
+    """Every entry of the DLQ, oldest first (or newest first), read in pages."""
+    bound = "+" if newest_first else "-"
     while True:
-        page = client.xrange(streams.DLQ, min=start, max="+", count=PAGE)
+        if newest_first:
+            page = client.xrevrange(streams.DLQ, max=bound, min="-", count=PAGE)
+        else:
+            page = client.xrange(streams.DLQ, min=bound, max="+", count=PAGE)
         for entry_id, fields in page:
             yield parse_letter(text_id(entry_id), fields)
         if len(page) < PAGE:
             return
-        start = "(" + text_id(page[-1][0])
-
-
-def newest_letters(client: Redis) -> Iterator[StoredLetter]:
-    """Every entry of the DLQ, newest first, read in pages."""
-    end = "+"
-    while True:
-        page = client.xrevrange(streams.DLQ, max=end, min="-", count=PAGE)
-        for entry_id, fields in page:
-            yield parse_letter(text_id(entry_id), fields)
-        if len(page) < PAGE:
-            return
-        end = "(" + text_id(page[-1][0])
+        # An exclusive bound: the next page starts after the last entry read.
+        bound = "(" + text_id(page[-1][0])
 
 
 @dlq_app.command("list")
@@ -58,7 +50,7 @@ def list_letters(stage: StageOption = None, reason: ReasonOption = None,
     """The newest dead letters: when, which stage, why, which fields."""
     _, client = connect_redis()
     rows = []
-    for stored in newest_letters(client):
+    for stored in read_letters(client, newest_first=True):
         if is_selected(stored, stage=stage, reason=reason):
             rows.append(letter_summary(stored))
         if len(rows) >= limit:
@@ -105,7 +97,7 @@ def replay(
     if to is not None and to not in known_streams():
         raise CliError(f"unknown stream {to!r}; one of: {', '.join(known_streams())}", USAGE)
     _, client = connect_redis()
-    replays, skips = plan_replay(all_letters(client), stage=stage, reason=reason, ids=set(entry or ()), to=to)
+    replays, skips = plan_replay(read_letters(client), stage=stage, reason=reason, ids=set(entry or ()), to=to)
     if not dry_run:
         _write_replays(client, replays, delete=delete)
     targets = Counter(r.target for r in replays)
