@@ -15,7 +15,7 @@ from typing import Any
 
 from .model_card import LABELS_FILE, WEIGHTS_FILE, CardAdapter, ModelCard, VersionRejected
 from .model_registry import RegistryLayout, download_verified, fetch_card
-from .storage import MinioObjectStore, ObjectStore, download_prefix
+from .storage import ObjectStore, download_prefix, store_for_bucket
 
 MINILM = "minilm"
 _LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError)
@@ -34,19 +34,8 @@ def model_class(task: str) -> Any:
 
 def file_sha256(path: Path) -> str:
     """sha256 hex of a file, read in chunks."""
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _bucket_store(store: ObjectStore, bucket: str) -> ObjectStore:
-    if getattr(store, "bucket", bucket) == bucket:
-        return store
-    if isinstance(store, MinioObjectStore):
-        return MinioObjectStore(store.client, bucket)
-    raise VersionRejected(f"the base's bucket {bucket!r} is not reachable")
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def fetch_base(base: str, store: ObjectStore, layout: RegistryLayout, workdir: Path) -> Path:
@@ -58,7 +47,11 @@ def fetch_base(base: str, store: ObjectStore, layout: RegistryLayout, workdir: P
     folder = workdir / "base"
     if base.startswith("s3://"):
         bucket, _, prefix = base.removeprefix("s3://").partition("/")
-        download_prefix(_bucket_store(store, bucket), prefix.rstrip("/") + "/", folder)
+        try:
+            source = store_for_bucket(store, bucket)
+        except ValueError:
+            raise VersionRejected(f"the base's bucket {bucket!r} is not reachable") from None
+        download_prefix(source, prefix.rstrip("/") + "/", folder)
         return folder
     name, _, version = base.partition("/")
     if version and "/" not in version and not base.startswith((".", "/")):

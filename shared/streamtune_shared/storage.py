@@ -115,6 +115,15 @@ def minio_store(infra: InfraSettings) -> MinioObjectStore:
     return store
 
 
+def store_for_bucket(store: ObjectStore, bucket: str) -> ObjectStore:
+    """The same S3 server on another bucket; ValueError when ``store`` cannot reach other buckets."""
+    if getattr(store, "bucket", bucket) == bucket:
+        return store
+    if isinstance(store, MinioObjectStore):
+        return MinioObjectStore(store.client, bucket)
+    raise ValueError(f"bucket {bucket!r} is not reachable from this store")
+
+
 def download_prefix(store: ObjectStore, prefix: str, dest: Path) -> list[Path]:
     """Copy every object under a prefix into a folder, keeping relative names."""
     written = []
