@@ -1,4 +1,4 @@
-"""Cross-service integration fixtures: a tiny base model folder, an uploader, clinical-notes shards."""
+"""Cross-service integration fixtures: an uploader, clinical-notes shards (the tiny base model is the root conftest's)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,6 @@ from streamtune_shared.storage import ObjectStore
 
 REPO = Path(__file__).resolve().parents[2]
 CLINICAL_NOTES = REPO / "tests" / "fixtures" / "clinical_notes.jsonl"
-
-
-@pytest.fixture(scope="session")
-def tiny_base_folder(tiny_bert_folder: Path) -> Path:
-    """A randomly initialised 2-layer BERT with MiniLM's tokenizer (seconds to train): the root conftest's."""
-    return tiny_bert_folder
 
 
 @pytest.fixture

@@ -84,25 +84,25 @@ def _unmerged_outputs(store, card, base: Path, tmp: Path) -> list:
 
 
 async def test_a_lora_version_is_published_small_and_served_merged_by_the_predictor(
-        redis_client, infra_settings, object_store, tiny_base_folder, upload_folder, write_notes, tmp_path):
+        redis_client, infra_settings, object_store, tiny_bert_folder, upload_folder, write_notes, tmp_path):
     write_notes(object_store, DATASET, 120)
-    upload_folder(object_store, tiny_base_folder, "bases/tiny-bert/")
+    upload_folder(object_store, tiny_bert_folder, "bases/tiny-bert/")
     base_uri = f"s3://{infra_settings.s3_bucket}/bases/tiny-bert/"
     announced = await _train_lora_version(redis_client, infra_settings, base_uri)
 
     card = fetch_card(object_store, RegistryLayout(), MODEL, announced["version"])
     assert card.adapter is not None and card.adapter.method == "lora" and card.adapter.base == base_uri
-    assert card.adapter.base_sha256 == file_sha256(tiny_base_folder / "model.safetensors")
+    assert card.adapter.base_sha256 == file_sha256(tiny_bert_folder / "model.safetensors")
     assert card.adapter.trainable_parameters < card.adapter.total_parameters / 10
     assert "model.safetensors" not in card.files and "adapter_model.safetensors" in card.files
     version_bytes = sum(len(object_store.get_bytes(announced["prefix"] + name)) for name in card.files)
-    assert version_bytes < (tiny_base_folder / "model.safetensors").stat().st_size / 2
+    assert version_bytes < (tiny_bert_folder / "model.safetensors").stat().st_size / 2
     losses = [epoch["train_loss"] for epoch in card.metrics.dev_by_epoch]
     assert len(losses) == 3 and losses[-1] < losses[0]
 
     served = await asyncio.to_thread(load_version, object_store, RegistryLayout(), MODEL, card.version,
                                      max_length=64, batch_size=8)
-    reference = await asyncio.to_thread(_unmerged_outputs, object_store, card, tiny_base_folder, tmp_path)
+    reference = await asyncio.to_thread(_unmerged_outputs, object_store, card, tiny_bert_folder, tmp_path)
     for got, expected in zip(served.predict(TEXTS), reference, strict=True):
         assert [(e.start, e.end, e.label) for e in got.entities] == [(e.start, e.end, e.label) for e in expected.entities]
         assert [e.score for e in got.entities] == pytest.approx([e.score for e in expected.entities], abs=1e-4)
@@ -122,9 +122,9 @@ async def test_a_lora_version_is_published_small_and_served_merged_by_the_predic
 
 
 async def test_an_adapter_whose_base_changed_is_refused(
-        redis_client, infra_settings, object_store, tiny_base_folder, upload_folder, write_notes):
+        redis_client, infra_settings, object_store, tiny_bert_folder, upload_folder, write_notes):
     write_notes(object_store, DATASET, 120)
-    upload_folder(object_store, tiny_base_folder, "bases/tiny-bert/")
+    upload_folder(object_store, tiny_bert_folder, "bases/tiny-bert/")
     announced = await _train_lora_version(redis_client, infra_settings,
                                           f"s3://{infra_settings.s3_bucket}/bases/tiny-bert/")
     weights = bytearray(object_store.get_bytes("bases/tiny-bert/model.safetensors"))
@@ -136,9 +136,9 @@ async def test_an_adapter_whose_base_changed_is_refused(
 
 
 async def test_the_anonymizer_serves_a_lora_pii_version_merged_and_refuses_a_prompt_tuned_one(
-        redis_client, infra_settings, object_store, tiny_base_folder, write_notes):
+        redis_client, infra_settings, object_store, tiny_bert_folder, write_notes):
     write_notes(object_store, DATASET, 120)
-    announced = await _train_lora_version(redis_client, infra_settings, str(tiny_base_folder))
+    announced = await _train_lora_version(redis_client, infra_settings, str(tiny_bert_folder))
     served = await asyncio.to_thread(load_version, object_store, RegistryLayout(), MODEL, announced["version"],
                                      max_length=64, batch_size=8)
     pii = await asyncio.to_thread(load_pii_version, object_store, RegistryLayout(), MODEL, announced["version"],
@@ -149,7 +149,7 @@ async def test_the_anonymizer_serves_a_lora_pii_version_merged_and_refuses_a_pro
         [(e.start, e.end) for e in outputs.entities] for outputs in expected]
 
     await redis_client.delete(streams.MODELS_PUBLISHED)
-    prompt = await _train(redis_client, infra_settings, base_model=str(tiny_base_folder), method="prompt",
+    prompt = await _train(redis_client, infra_settings, base_model=str(tiny_bert_folder), method="prompt",
                           prompt={"num_virtual_tokens": 4})
     card = fetch_card(object_store, RegistryLayout(), MODEL, prompt["version"])
     assert card.adapter is not None and card.adapter.method == "prompt" and not card.adapter.mergeable
@@ -162,9 +162,9 @@ async def test_the_anonymizer_serves_a_lora_pii_version_merged_and_refuses_a_pro
 
 
 async def test_a_dp_sgd_lora_version_reports_the_privacy_spent_per_epoch_and_in_its_card(
-        redis_client, infra_settings, object_store, tiny_base_folder, write_notes):
+        redis_client, infra_settings, object_store, tiny_bert_folder, write_notes):
     write_notes(object_store, DATASET, 120)
-    announced = await _train(redis_client, infra_settings, base_model=str(tiny_base_folder), method="lora",
+    announced = await _train(redis_client, infra_settings, base_model=str(tiny_bert_folder), method="lora",
                              learning_rate=5e-3, dp={"target_epsilon": 8, "delta": 1e-3, "max_grad_norm": 1.0})
     card = fetch_card(object_store, RegistryLayout(), MODEL, announced["version"])
     assert card.privacy is not None and 0 < card.privacy.epsilon <= 8 and card.privacy.delta == 1e-3
@@ -175,10 +175,10 @@ async def test_a_dp_sgd_lora_version_reports_the_privacy_spent_per_epoch_and_in_
 
 
 async def test_a_dp_target_that_cannot_be_met_fails_the_run_with_the_reason(
-        redis_client, infra_settings, object_store, tiny_base_folder, write_notes):
+        redis_client, infra_settings, object_store, tiny_bert_folder, write_notes):
     write_notes(object_store, DATASET, 120)
     request = TrainRequest(request_id="it-dp-too-tight", model_name=MODEL, task="token-classification",
-                           dataset=DATASET, base_model=str(tiny_base_folder), method="lora", epochs=3,
+                           dataset=DATASET, base_model=str(tiny_bert_folder), method="lora", epochs=3,
                            dp={"target_epsilon": 0.01, "delta": 1e-3}, dev_fraction=0.2, test_fraction=0.2)
     await redis_client.xadd(streams.TRAIN_REQUESTS, {"payload": request.model_dump_json()})
     async with create_trainer(TrainerSettings(infra=infra_settings)).start_lifespan_context():
