@@ -14,21 +14,20 @@ from typing import Any
 from streamtune_shared.datasets import DATASETS_ROOT, IMPORT_SOURCE, manifest_key, manifests_prefix
 from streamtune_shared.schemas import ShardManifest
 
-__all__ = ["DATASETS_ROOT", "dataset_names", "dataset_summary", "manifest_row", "manifests_prefix",
-           "source_from_path"]
+__all__ = ["DATASETS_ROOT", "dataset_summary", "manifest_keys", "manifest_row", "manifests_prefix", "source_from_path"]
 _MANIFEST_SUFFIX = ".json"
 
 
-def dataset_names(keys: Iterable[str]) -> list[str]:
-    """Datasets with at least one manifest, sorted."""
-    names = set()
+def manifest_keys(keys: Iterable[str]) -> dict[str, list[str]]:
+    """The manifest keys among ``keys``, by dataset (sorted by name; keys keep their order)."""
+    found: dict[str, list[str]] = {}
     for key in keys:
         parts = key.split("/")
         if len(parts) == 4 and parts[3].endswith(_MANIFEST_SUFFIX):
             name, shard_id = parts[1], parts[3].removesuffix(_MANIFEST_SUFFIX)
             if manifest_key(name, shard_id) == key:
-                names.add(name)
-    return sorted(names)
+                found.setdefault(name, []).append(key)
+    return dict(sorted(found.items()))
 
 
 def dataset_summary(dataset: str, manifests: Sequence[ShardManifest]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from streamtune_shared.schemas import DatasetName, ShardManifest
 from streamtune_shared.storage import ObjectStore
 
 from .connection import load_settings, object_store
-from .dataset_rows import DATASETS_ROOT, dataset_names, dataset_summary, manifest_row, manifests_prefix, source_from_path
+from .dataset_rows import DATASETS_ROOT, dataset_summary, manifest_keys, manifest_row, manifests_prefix, source_from_path
 from .errors import FAILED, USAGE, CliError, reports_errors
 from .event_files import file_format, read_rows
 from .output import console, note, print_json
@@ -27,10 +27,10 @@ BYPASS_NOTE = ("note: import bypasses ingestion and the anonymizer: rows are sto
 SHOWN_PROBLEMS = 20
 
 
-def read_manifests(store: ObjectStore, dataset: str) -> list[ShardManifest]:
-    """Every shard manifest of a dataset, oldest shard first."""
+def read_manifests(store: ObjectStore, dataset: str, keys: list[str] | None = None) -> list[ShardManifest]:
+    """Every shard manifest of a dataset, oldest shard first (``keys``: its manifest keys, when already listed)."""
     return [ShardManifest.model_validate_json(store.get_bytes(key))
-            for key in store.list_keys(manifests_prefix(dataset))]
+            for key in (store.list_keys(manifests_prefix(dataset)) if keys is None else keys)]
 
 
 @datasets_app.command("list")
@@ -38,7 +38,9 @@ def read_manifests(store: ObjectStore, dataset: str) -> list[ShardManifest]:
 def list_datasets(as_json: JsonOption = False) -> None:
     """Every dataset: shards, stored rows, size, time range, writers."""
     store = object_store(load_settings())
-    rows = [dataset_summary(name, read_manifests(store, name)) for name in dataset_names(store.list_keys(DATASETS_ROOT))]
+    # One listing of the root serves every dataset: no second listing per dataset.
+    rows = [dataset_summary(name, read_manifests(store, name, keys))
+            for name, keys in manifest_keys(store.list_keys(DATASETS_ROOT)).items()]
     if as_json:
         print_json(rows)
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from streamtune_cli.dataset_rows import dataset_names, dataset_summary, manifests_prefix, source_from_path
+from streamtune_cli.dataset_rows import dataset_summary, manifest_keys, manifests_prefix, source_from_path
 from streamtune_cli.model_rows import headline_f1, model_row, row_cells
 from streamtune_cli.pacing import batch_size, seconds_to_wait
 from streamtune_shared.datasets import manifest_key
@@ -26,7 +26,8 @@ def test_a_model_whose_card_is_refused_still_shows_with_the_reason() -> None:
 def test_datasets_are_named_by_their_manifest_keys_only() -> None:
     keys = [manifest_key("notes", "s1"), manifest_key("notes", "s2"), "datasets/pumps/shards/s1.parquet",
             manifest_key("pumps", "s1"), "datasets/stray.json", "datasets/x/manifests/deep/s.json"]
-    assert dataset_names(keys) == ["notes", "pumps"]
+    assert manifest_keys(keys) == {"notes": [manifest_key("notes", "s1"), manifest_key("notes", "s2")],
+                                   "pumps": [manifest_key("pumps", "s1")]}
     assert manifest_key("notes", "s1").startswith(manifests_prefix("notes"))
 
 
