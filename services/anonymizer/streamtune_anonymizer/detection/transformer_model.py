@@ -82,6 +82,7 @@ class TransformerEntityModel:
         self.max_length = max_length
         self.batch_size = batch_size
         self._torch = torch
+        self._specials = _special_wrapping(self.tokenizer)
         # One forward at a time: torch already uses every core, and a fast tokenizer is not re-entrant.
         self._lock = threading.Lock()
 
@@ -90,47 +91,69 @@ class TransformerEntityModel:
         words = [whitespace_words(text) for text in texts]
         pieces = [[text[s:e] for s, e in spans] for text, spans in zip(texts, words, strict=True)]
         with self._lock, self._torch.inference_mode():
-            windows = word_windows(self._piece_counts(pieces), self.max_length - self._special_tokens())
+            ids, counts = self._encode_words(pieces)
+            windows = word_windows(counts, self._budget())
             tags = [[OUTSIDE] * len(w) for w in words]
             scores = [[0.0] * len(w) for w in words]
             for chunk in self._length_sorted_chunks(windows):
-                self._tag_chunk(chunk, pieces, tags, scores)
+                self._tag_chunk(chunk, ids, counts, tags, scores)
         return [self._spans(text, w, t, s) for text, w, t, s in zip(texts, words, tags, scores, strict=True)]
 
-    def _piece_counts(self, pieces: list[list[str]]) -> list[list[int]]:
+    def _encode_words(self, pieces: list[list[str]]) -> tuple[list[list[int]], list[list[int]]]:
+        """Each text's piece ids (no special tokens) and pieces per word: the batch's only tokenizer call."""
         rows = [i for i, words in enumerate(pieces) if words]
+        ids: list[list[int]] = [[] for _ in pieces]
         counts: list[list[int]] = [[] for _ in pieces]
         if rows:
             encoded = self.tokenizer([pieces[i] for i in rows], is_split_into_words=True, add_special_tokens=False)
             for row, i in enumerate(rows):
+                ids[i] = encoded["input_ids"][row]
                 counts[i] = _count_per_word(encoded.word_ids(row), len(pieces[i]))
-        return counts
+        return ids, counts
 
-    def _special_tokens(self) -> int:
-        return self.tokenizer.num_special_tokens_to_add(pair=False)
+    def _budget(self) -> int:
+        """Word pieces a window may hold once its special tokens are added."""
+        return self.max_length - len(self._specials[0]) - len(self._specials[1])
 
     def _length_sorted_chunks(self, windows: list[Window]) -> list[list[Window]]:
         # Windows of similar length pad less (dynamic padding pads to the longest of a chunk).
         ordered = sorted(windows, key=lambda w: w.stop - w.first)
         return [ordered[i:i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
 
-    def _tag_chunk(self, chunk: list[Window], pieces: list[list[str]], tags: list[list[str]],
-                   scores: list[list[float]]) -> None:
-        inputs = [pieces[w.text][w.first:w.stop] for w in chunk]
-        encoded = self.tokenizer(inputs, is_split_into_words=True, truncation=True, max_length=self.max_length,
-                                 padding=True, return_tensors="pt")
+    def _tag_chunk(self, chunk: list[Window], ids: list[list[int]], counts: list[list[int]],
+                   tags: list[list[str]], scores: list[list[float]]) -> None:
+        rows = [self._window_input(ids[w.text], counts[w.text], w) for w in chunk]
+        encoded = self.tokenizer.pad({"input_ids": [row_ids for row_ids, _ in rows]}, return_tensors="pt")
         logits = self.model(**encoded.to(self.device)).logits.float()
         best_scores, best_ids = (t.tolist() for t in self._torch.softmax(logits, dim=-1).max(dim=-1))
-        for row, window in enumerate(chunk):
-            window_tags, window_scores = word_tags(first_pieces(encoded.word_ids(row)), window.stop - window.first,
+        for row, ((_, word_ids), window) in enumerate(zip(rows, chunk, strict=True)):
+            window_tags, window_scores = word_tags(first_pieces(word_ids), window.stop - window.first,
                                                    best_ids[row], best_scores[row], self.id2label)
             tags[window.text][window.first:window.stop] = window_tags
             scores[window.text][window.first:window.stop] = window_scores
+
+    def _window_input(self, text_ids: list[int], text_counts: list[int], window: Window) -> tuple[list[int], list]:
+        """A window's model input ids, sliced from its text's encoding, and each id's window-relative word."""
+        start = sum(text_counts[:window.first])
+        word_ids = [word for word, count in enumerate(text_counts[window.first:window.stop]) for _ in range(count)]
+        # Only a lone word longer than the budget is cut; its first piece, where its tag is read, stays.
+        body = text_ids[start:start + len(word_ids)][:self._budget()]
+        word_ids = word_ids[:self._budget()]
+        prefix, suffix = self._specials
+        return prefix + body + suffix, [None] * len(prefix) + word_ids + [None] * len(suffix)
 
     @staticmethod
     def _spans(text: str, words: list[tuple[int, int]], tags: list[str], scores: list[float]) -> list[PiiSpan]:
         entities = decode_entities(text, words, tags, scores)
         return [PiiSpan(e.start, e.end, e.label, source=SOURCE, score=e.score) for e in entities]
+
+
+def _special_wrapping(tokenizer) -> tuple[list[int], list[int]]:
+    """The special token ids the tokenizer puts before and after a single sequence (e.g. [CLS] / [SEP])."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    wrapped = tokenizer("a")["input_ids"]
+    at = next(i for i in range(len(wrapped)) if wrapped[i:i + len(plain)] == plain)
+    return wrapped[:at], wrapped[at + len(plain):]
 
 
 def _count_per_word(word_ids: Sequence[int | None], n_words: int) -> list[int]:
