@@ -35,11 +35,12 @@ local a, out = 4, {}
 for d = 1, #KEYS / 3 do
   local win, cal, ids = KEYS[3 * d - 2], KEYS[3 * d - 1], KEYS[3 * d]
   local k = tonumber(ARGV[a]); a = a + 1
-  local flags, newest = {}, nil
+  local flags, newest, oldest = {}, nil, nil
   for e = 1, k do
     local id, ts, member = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]; a = a + 3
     redis.call('ZADD', win, ts, member)
     if newest == nil or ts > newest then newest = ts end
+    if oldest == nil or ts < oldest then oldest = ts end
     local calibrating = 0
     if redis.call('SISMEMBER', ids, id) == 1 then
       calibrating = 1
@@ -58,7 +59,9 @@ for d = 1, #KEYS / 3 do
     flags[e] = calibrating
   end
   redis.call('ZREMRANGEBYRANK', win, 0, -(4 * window) - 1)
-  local members = redis.call('ZREVRANGEBYSCORE', win, newest, '-inf', 'WITHSCORES', 'LIMIT', 0, window + k)
+  -- everything between the batch's oldest and newest event (other replicas' events too), then a window older
+  local span = redis.call('ZCOUNT', win, oldest, newest)
+  local members = redis.call('ZREVRANGEBYSCORE', win, newest, '-inf', 'WITHSCORES', 'LIMIT', 0, span + window)
   for _, key in ipairs({win, cal, ids}) do redis.call('EXPIRE', key, ttl) end
   out[d] = {flags, redis.call('HGETALL', cal), members}
 end
@@ -100,7 +103,10 @@ def member_of(event: SensorEvent) -> str:
 def views_of(events: Sequence[SensorEvent], flags: Sequence[int], calibration: Mapping[str, float],
              members: Sequence[tuple[str, float]], window: int) -> list[EventView]:
     """Each event's view from its device's newest members (any order): those up to it by (ts, id), the last ``window``."""
-    parsed = sorted(((score, json.loads(m)) for m, score in members), key=lambda p: (p[0], p[1]["id"]))
+    docs = {doc["id"]: (score, doc) for score, doc in ((s, json.loads(m)) for m, s in members)}
+    for event in events:  # an event so late that newer ones trimmed it from the window still sees itself
+        docs.setdefault(event.event_id, (event.ts, {"id": event.event_id, "r": dict(event.readings)}))
+    parsed = sorted(docs.values(), key=lambda p: (p[0], p[1]["id"]))
     views = []
     for event, flag in zip(events, flags, strict=True):
         upto = [doc["r"] for score, doc in parsed if (score, doc["id"]) <= (event.ts, event.event_id)]
@@ -160,10 +166,11 @@ class InMemoryDeviceWindows:
             win, cal = self.windows.setdefault(key, {}), self.calibration.setdefault(key, {})
             ids = self.calibrated_ids.setdefault(key, set())
             flags = [self._add(win, cal, ids, event, calibration_events) for _, event in items]
-            newest = max(event.ts for _, event in items)
+            oldest, newest = min(e.ts for _, e in items), max(e.ts for _, e in items)
             members = sorted(((m, s) for m, s in win.values() if s <= newest), key=lambda p: -p[1])
+            span = sum(1 for _, s in members if s >= oldest)  # as the script: the batch's span, then a window
             for (index, _), view in zip(items, views_of([e for _, e in items], flags, dict(cal),
-                                                        members[:window + len(items)], window), strict=True):
+                                                        members[:span + window], window), strict=True):
                 views[index] = view
         return [v for v in views if v is not None]
 

@@ -87,3 +87,13 @@ async def test_post_predict_refuses_a_sensor_anomaly_model_with_the_reason(model
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://predictor") as client:
         response = await client.post("/predict", json={"dataset": "pump-sensors", "text": "x"})
     assert response.status_code == 422 and "per-device windows" in response.json()["detail"]
+
+
+async def test_a_reclaimed_old_event_batched_with_a_new_one_keeps_its_own_window(model):
+    store, stream = InMemoryDeviceWindows(), events(20)
+    await store.append("pump-sensors", stream[:9] + stream[10:16], CONFIG.window, CONFIG.calibration_events)
+    old, _ = await store.append("pump-sensors", [stream[9], stream[16]], CONFIG.window, CONFIG.calibration_events)
+    assert [r["Pressure"] for r in old.rows] == [e.readings["Pressure"] for e in stream[6:10]]
+    (output,) = model.outputs([old])
+    assert output.calibrating is False
+    assert output.anomaly_score == pytest.approx(float(offline_scores(model, stream[:17])[9]), abs=1e-5)
