@@ -72,6 +72,90 @@ class DPOptions(BaseModel):
     max_grad_norm: float = Field(default=1.0, gt=0, le=100, description="Per-sample gradient clipping norm.")
 
 
+class AugmentationOptions(BaseModel):
+    """Opt-in, label-preserving augmentation of the training split only (dev and test stay as they are).
+
+    Each training example gets ``copies`` augmented copies, drawn anew every epoch from ``seed``. Text: NER
+    replaces entity mentions with other mentions of the same type from the training set itself and masks words
+    outside entities; classification masks and swaps words. Sensor windows: jitter, scaling and time-warp.
+    """
+
+    model_config = _OPTIONS
+
+    copies: int = Field(default=1, ge=1, le=10, description="Augmented copies added per training example.")
+    mention_replacement: float = Field(default=0.5, ge=0, le=1, description="NER: chance that an entity mention "
+                                       "is replaced by another training-set mention of the same type.")
+    token_mask: float = Field(default=0.1, ge=0, le=0.5, description="Chance that a word (outside entities, for "
+                              "NER) is replaced by the tokenizer's mask token.")
+    token_swap: float = Field(default=0.1, ge=0, le=0.5, description="Classification: chance that a word swaps "
+                              "places with its right neighbour.")
+    jitter: float = Field(default=0.03, ge=0, le=1, description="Sensor windows: Gaussian noise, in calibrated "
+                          "standard deviations.")
+    scaling: float = Field(default=0.1, ge=0, le=1, description="Sensor windows: std of a per-window, per-sensor "
+                           "scale factor around 1.")
+    time_warp: float = Field(default=0.1, ge=0, le=0.5, description="Sensor windows: largest relative stretch of "
+                             "the time axis (smooth, resampled by interpolation).")
+
+
+class AdversarialOptions(BaseModel):
+    """Opt-in adversarial training: FGM (one step) or PGD perturbations of the word embeddings."""
+
+    model_config = _OPTIONS
+
+    method: Literal["fgm", "pgd"] = "fgm"
+    epsilon: float = Field(default=1.0, gt=0, le=10, description="L2 norm bound of the embedding perturbation.")
+    steps: int = Field(default=3, ge=1, le=10, description="PGD ascent steps (FGM always takes one).")
+    step_size: float = Field(default=0.3, gt=0, le=10, description="PGD step, as a share of epsilon.")
+
+
+SearchParameter = Literal["learning_rate", "weight_decay", "epochs", "batch_size", "warmup_ratio", "hidden_dropout",
+                          "attention_dropout", "classifier_dropout", "lora.r", "lora.alpha", "lora.dropout",
+                          "freeze.layers"]
+
+
+class SearchDimension(BaseModel):
+    """One searched hyper-parameter: a range (``low``..``high``, optionally log-scaled or integer) or choices."""
+
+    model_config = _OPTIONS
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: tuple[float | int | str, ...] | None = Field(default=None, min_length=1, max_length=32)
+
+
+class SearchOptions(BaseModel):
+    """Hyper-parameter search with Optuna: ``trials`` trainings over ``space``, the best one is published."""
+
+    model_config = _OPTIONS
+
+    space: dict[SearchParameter, SearchDimension] = Field(min_length=1, max_length=12)
+    trials: int = Field(default=8, ge=1, le=200)
+    metric: str = Field(default="dev_f1", pattern=r"^[a-z0-9_]{1,64}$",
+                        description="The dev metric to optimize, as reported on train.status (e.g. dev_f1).")
+    direction: Literal["maximize", "minimize"] = "maximize"
+    pruning: bool = Field(default=True, description="Stop hopeless trials early (median pruner on the epoch metric).")
+    timeout_s: float | None = Field(default=None, gt=0, description="Stop starting trials after this long.")
+
+
+class DaptOptions(BaseModel):
+    """Opt-in domain-adaptive pretraining: masked-LM training of the base on the dataset's own text first.
+
+    The adapted base is published as a version of ``model_name`` (default ``<request model_name>-dapt``), so a
+    later request can name it as its ``base_model`` ('<model>/<version>').
+    """
+
+    model_config = _OPTIONS
+
+    epochs: int = Field(default=1, ge=1, le=20)
+    learning_rate: float = Field(default=5e-5, gt=0, lt=1)
+    mlm_probability: float = Field(default=0.15, gt=0, lt=1)
+    max_texts: int | None = Field(default=50_000, ge=1, description="At most this many texts (labeled or not).")
+    model_name: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$",
+                                   description="Where the adapted base is published; None: '<model_name>-dapt'.")
+
+
 def default_learning_rate(method: str) -> float:
     """The learning rate a request of ``method`` gets when it names none."""
     return DEFAULT_LEARNING_RATES.get(method, DEFAULT_LEARNING_RATES["full"])

@@ -28,6 +28,9 @@ from pydantic import (
 
 from .adaptation import (
     OPTION_BLOCKS,
+    AdversarialOptions,
+    AugmentationOptions,
+    DaptOptions,
     DPOptions,
     FreezeOptions,
     LoraOptions,
@@ -35,6 +38,7 @@ from .adaptation import (
     Method,
     PrefixOptions,
     PromptOptions,
+    SearchOptions,
     fill_method_defaults,
 )
 
@@ -391,6 +395,10 @@ class TrainRequest(BaseModel):
     lr_schedule: LrSchedule = "linear"
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share of the steps spent warming up.")
     dp: DPOptions | None = Field(default=None, description="DP-SGD with Opacus (full, freeze or lora).")
+    augmentation: AugmentationOptions | None = Field(default=None, description="Opt-in training-split augmentation.")
+    adversarial: AdversarialOptions | None = Field(default=None, description="Opt-in FGM / PGD on the embeddings.")
+    search: SearchOptions | None = Field(default=None, description="Opt-in Optuna hyper-parameter search.")
+    dapt: DaptOptions | None = Field(default=None, description="Opt-in domain-adaptive (masked-LM) pretraining.")
     # sensor anomaly (issue 7): windows of one device's events, calibrated by its first events
     window: int = Field(default=64, ge=2, le=1024, description="Consecutive events of one device per window.")
     stride: int = Field(default=4, ge=1, le=1024, description="Training takes every stride-th window.")
