@@ -1,4 +1,4 @@
-"""The trainer app: a ``train.requests`` consumer (one request at a time) plus probes and metrics."""
+"""The trainer app: a ``train.requests`` consumer (one request at a time), training-report routes, probes, metrics."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from faststream.asgi import AsgiFastStream
+from starlette.applications import Starlette
 from streamtune_shared import streams
 from streamtune_shared.bus import Bus, ConsumerSpec, consumer_name
+from streamtune_shared.model_registry import RegistryLayout
 from streamtune_shared.schemas import utcnow
 from streamtune_shared.service import ServiceRuntime
 from streamtune_shared.storage import ObjectStore
 
 from .config import TrainerSettings
 from .handlers import GROUP, STAGE, TrainRequestHandler
+from .http_api import create_http_app
 
 
 @dataclass
@@ -34,10 +37,11 @@ class TrainerDeps:
 
 @dataclass
 class TrainerService:
-    """The pieces of a trainer, wired: the runtime (broker, clients) and the request handler."""
+    """The pieces of a trainer, wired: the runtime (broker, clients), the request handler, the report routes."""
 
     runtime: ServiceRuntime
     handler: TrainRequestHandler
+    http_app: Starlette
 
 
 def create_service(settings: TrainerSettings, deps: TrainerDeps | None = None) -> TrainerService:
@@ -51,10 +55,14 @@ def create_service(settings: TrainerSettings, deps: TrainerDeps | None = None) -
     runtime.add_consumer(spec, handler.process)
     # Before the in-flight batch is drained: a running training stops at its next step, checkpoint kept.
     runtime.add_stopping_hook(handler.request_stop)
-    return TrainerService(runtime, handler)
-
+    http_app = create_http_app(lambda: runtime.store, RegistryLayout(settings.infra.models_prefix))
+    return TrainerService(runtime, handler, http_app)
 
 
 def create_app(settings: TrainerSettings, deps: TrainerDeps | None = None) -> AsgiFastStream:
-    """The trainer as an ASGI FastStream app: consumer, /healthz, /readyz, /metrics."""
-    return create_service(settings, deps).runtime.build()
+    """The trainer as an ASGI FastStream app: consumer, report routes, /healthz, /readyz, /metrics."""
+    service = create_service(settings, deps)
+    app = service.runtime.build(service.http_app)
+    # AsgiFastStream matches exact paths only: the report paths (with parameters) fall through to Starlette.
+    app.not_found = service.http_app  # type: ignore[method-assign]
+    return app

@@ -33,6 +33,7 @@ from .artifacts import (
     resolve_base_model,
     save_checkpoint,
 )
+from .augmentation import augment_training_split
 from .card import build_card, lineage
 from .checkpoint import Checkpoint, RunState, checkpoint_files
 from .config import TrainerSettings
@@ -40,15 +41,18 @@ from .domain import TOKEN_CLASSIFICATION, DatasetSplits, LabelMap, TrainingRejec
 from .encoding import encode_examples
 from .evaluation import evaluate
 from .methods import AdaptedModel, adapt_model, adapter_summary, dropout_overrides
+from .report import attach_report
 from .training import (
     Hyperparameters,
     TrainingData,
     TrainingHooks,
     TrainingOutcome,
+    check_regularizers,
     count_steps,
     load_model,
     load_tokenizer,
     pick_device,
+    regularization_status,
     seed_everything,
     train_model,
 )
@@ -173,6 +177,7 @@ class ProgressReporter:
                         total_steps=self.total_steps,
                         metrics={"dev": last["dev"], "train_loss": last["train_loss"],
                                  "samples_per_s": last["samples_per_s"], "best_epoch": state.best_epoch,
+                                 **regularization_status(self.request),
                                  **({"privacy": last["privacy"]} if "privacy" in last else {})})
         if self.ctx.after_epoch is not None:
             self.ctx.after_epoch(state.epoch)
@@ -235,6 +240,7 @@ def publish_phase(request: TrainRequest, ctx: RunContext, files: dict[str, bytes
     now = ctx.clock()
     version_id = version_name(now, request.request_id)
     card = build_card(request=request, version_id=version_id, files=files, created_at=now, **card_info)
+    card, files = attach_report(card, files)
     write_version(ctx.store, RegistryLayout(ctx.settings.infra.models_prefix), card, files)
     log.info("version.written", version=version_id, files=len(files))
     return card
@@ -245,6 +251,7 @@ def run_training(request: TrainRequest, ctx: RunContext) -> ModelCard:
 
     Raises TrainingRejected for data or configuration problems; anything else is transient.
     """
+    check_regularizers(request)
     if request.task == "sensor-anomaly":
         from .anomaly_pipeline import run_anomaly_training  # noqa: PLC0415 - it builds on this module
 
@@ -256,7 +263,7 @@ def run_training(request: TrainRequest, ctx: RunContext) -> ModelCard:
         loaded = load_base(request.base_model, splits.label_map, ctx.store, workdir, request.base_layers,
                            dropout_overrides(request), ctx.settings.infra.models_prefix)
         loaded = adapt_phase(request, loaded)
-        data = encode_splits(splits, loaded, hp)
+        data = encode_splits(augment_training_split(splits, request.augmentation, loaded.tokenizer, hp.seed), loaded, hp)
         outcome = train_phase(request, ctx, loaded, data, hp, device)
         test = evaluate_phase(splits, loaded, outcome, hp, device)
         files = version_files(loaded, splits.label_map, workdir)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from streamtune_shared.adaptation import DPOptions
+from streamtune_shared.adaptation import AdversarialOptions, DPOptions
 from streamtune_shared.model_card import CardPrivacy
 from streamtune_shared.schemas import TrainRequest
 from transformers import (
@@ -23,8 +23,9 @@ from transformers import (
     get_scheduler,
 )
 
+from .adversarial import EmbeddingAttack, check_adversarial
 from .checkpoint import Checkpoint, RunState
-from .domain import TOKEN_CLASSIFICATION, Example, LabelMap
+from .domain import TOKEN_CLASSIFICATION, Example, LabelMap, TrainingRejected
 from .encoding import EncodedExample, epoch_generator, iterate_batches
 from .evaluation import autocast, evaluate
 from .privacy import PrivateTraining, make_private, plan_dp
@@ -55,13 +56,14 @@ class Hyperparameters:
     warmup_ratio: float = 0.1
     dp: DPOptions | None = None
     bf16: bool = True  # autocast on CUDA; CPU always trains in fp32
+    adversarial: AdversarialOptions | None = None
 
     @classmethod
     def from_request(cls, request: TrainRequest) -> Hyperparameters:
         """The hyper-parameters a train request asks for."""
         return cls(request.epochs, request.batch_size, request.learning_rate, request.weight_decay,
                    request.seed, request.max_length, request.early_stopping_patience, request.max_grad_norm,
-                   request.lr_schedule, request.warmup_ratio, request.dp)
+                   request.lr_schedule, request.warmup_ratio, request.dp, adversarial=request.adversarial)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,20 @@ class TrainingOutcome:
     samples_per_s: float
     resumed_from_epoch: int = 0
     privacy: CardPrivacy | None = None
+
+
+def check_regularizers(request: TrainRequest) -> None:
+    """Refuse augmentation or adversarial training where they cannot work or would void a guarantee."""
+    check_adversarial(request)
+    if request.augmentation is not None and request.dp is not None:
+        raise TrainingRejected("augmentation cannot be combined with dp: an augmented copy (and a replaced "
+                               "mention) carries a row into other examples, so the epsilon would not hold per row")
+
+
+def regularization_status(request: TrainRequest) -> dict[str, Any]:
+    """The augmentation and adversarial options a run uses, for its train.status metrics (empty when off)."""
+    chosen = {"augmentation": request.augmentation, "adversarial": request.adversarial}
+    return {name: options.model_dump(mode="json") for name, options in chosen.items() if options is not None}
 
 
 def seed_everything(seed: int) -> None:
@@ -179,12 +195,15 @@ def should_stop_early(state: RunState, patience: int | None) -> bool:
 
 def run_epoch(model: torch.nn.Module, data: TrainingData, hp: Hyperparameters, epoch: int, optimizer: Any,
               scheduler: Any, device: torch.device, hooks: TrainingHooks, state: RunState,
-              total_steps: int) -> dict[str, float]:
-    """One pass over the shuffled train split; returns its loss, samples and seconds."""
+              total_steps: int, attack: EmbeddingAttack | None = None) -> dict[str, float]:
+    """One pass over the shuffled train split; returns its loss, samples and seconds.
+
+    With ``attack`` each step also backpropagates the loss on adversarially perturbed embeddings.
+    """
     model.train()
     torch.manual_seed(hp.seed * 1_000_003 + epoch)
     token_labels = data.label_map.task == TOKEN_CLASSIFICATION
-    loss_sum, samples, started = 0.0, 0, time.perf_counter()
+    loss_sum, adversarial_sum, samples, started = 0.0, 0.0, 0, time.perf_counter()
     batches = iterate_batches(data.train, hp.batch_size, data.pad_token_id, token_labels,
                               epoch_generator(hp.seed, epoch))
     for batch in batches:
@@ -194,6 +213,8 @@ def run_epoch(model: torch.nn.Module, data: TrainingData, hp: Hyperparameters, e
         with autocast(device, hp.bf16):
             loss = model(**batch).loss
         loss.backward()
+        if attack is not None:
+            adversarial_sum += attack.backward(lambda: _loss(model, batch, device, hp)) or 0.0
         if hp.max_grad_norm is not None and hp.dp is None:  # DP-SGD clips per sample instead
             torch.nn.utils.clip_grad_norm_(model.parameters(), hp.max_grad_norm)
         optimizer.step()
@@ -204,8 +225,16 @@ def run_epoch(model: torch.nn.Module, data: TrainingData, hp: Hyperparameters, e
         state.global_step += 1
         hooks.on_step(epoch, state.global_step, total_steps)
     seconds = time.perf_counter() - started
-    return {"train_loss": loss_sum / steps_per_epoch(len(data.train), hp), "train_samples": samples,
-            "train_seconds": seconds, "samples_per_s": samples / seconds if seconds > 0 else 0.0}
+    steps = steps_per_epoch(len(data.train), hp)
+    stats = {"train_loss": loss_sum / steps, "train_samples": samples, "train_seconds": seconds,
+             "samples_per_s": samples / seconds if seconds > 0 else 0.0}
+    return {**stats, "adversarial_loss": adversarial_sum / steps} if attack is not None else stats
+
+
+def _loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], device: torch.device,
+          hp: Hyperparameters) -> torch.Tensor:
+    with autocast(device, hp.bf16):
+        return model(**batch).loss
 
 
 def restore(model: torch.nn.Module, optimizer: Any, scheduler: Any, checkpoint: Checkpoint) -> StateDict:
@@ -232,6 +261,8 @@ def train_model(model: torch.nn.Module, data: TrainingData, hp: Hyperparameters,
 
     With ``hp.dp`` the steps are DP-SGD (per-sample clipping and noise) and each epoch records the epsilon spent.
     """
+    if hp.adversarial is not None and hp.dp is not None:
+        raise TrainingRejected("adversarial training cannot be combined with dp (see adversarial.check_adversarial)")
     model.to(device)
     total_steps = count_steps(len(data.train), hp)
     optimizer, scheduler = build_optimizer(model, hp, total_steps)
@@ -240,12 +271,13 @@ def train_model(model: torch.nn.Module, data: TrainingData, hp: Hyperparameters,
         best, state, resumed_from = restore(model, optimizer, scheduler, resume), resume.state, resume.state.epoch
     plan = plan_dp(hp.dp, len(data.train), hp.batch_size, total_steps) if hp.dp is not None else None
     private: PrivateTraining | None = make_private(model, optimizer, plan, hp.batch_size) if plan else None
+    attack = EmbeddingAttack(model, hp.adversarial) if hp.adversarial is not None else None
     try:
         for epoch in range(state.epoch + 1, hp.epochs + 1):
             if should_stop_early(state, hp.early_stopping_patience):
                 break
             stepper = private.optimizer if private is not None else optimizer
-            stats = run_epoch(model, data, hp, epoch, stepper, scheduler, device, hooks, state, total_steps)
+            stats = run_epoch(model, data, hp, epoch, stepper, scheduler, device, hooks, state, total_steps, attack)
             if plan is not None:
                 stats["privacy"] = {"epsilon": plan.spent(state.global_step), "delta": plan.delta}
             dev = evaluate(model, data.dev_examples, data.dev, data.label_map, hp.batch_size, data.pad_token_id,
@@ -256,6 +288,8 @@ def train_model(model: torch.nn.Module, data: TrainingData, hp: Hyperparameters,
     finally:
         if private is not None:
             private.close()
+        if attack is not None:
+            attack.close()
     privacy = plan.card(state.global_step) if plan is not None else None
     return TrainingOutcome(state, best, throughput(state), resumed_from, privacy)
 
