@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import structlog
 import torch
+from streamtune_shared.adaptation import AugmentationOptions
 from streamtune_shared.anomaly_net import AnomalyNet, version_files
 from streamtune_shared.datasets import read_dataset
 from streamtune_shared.model_card import LABELS_FILE, CardAnomaly, ModelCard
@@ -22,10 +23,12 @@ from streamtune_shared.schemas import ShardManifest, TrainRequest
 from .anomaly_data import RecordingSplits, WindowSet, build_windows, recordings_from_rows, sensors_of, split_recordings
 from .anomaly_metrics import binary_metrics
 from .anomaly_training import AnomalyHyperparameters, FinetuneResult, finetune, pretrain, score_windows
+from .augmentation import augment_window_set
 from .card import build_card, lineage
 from .checkpoint import RunState
 from .domain import TrainingRejected
 from .pipeline import RunContext, describe
+from .report import attach_report
 from .training import pick_device, seed_everything
 
 log = structlog.get_logger(__name__)
@@ -50,13 +53,17 @@ def load_recordings(request: TrainRequest, store: Any) -> tuple[RecordingSplits,
 
 
 def train_network(hp: AnomalyHyperparameters, sensors: tuple[str, ...], splits: RecordingSplits,
-                  ctx: RunContext, device: torch.device) -> tuple[AnomalyNet, FinetuneResult]:
-    """Model, pretrain and fine-tune phases; reports each epoch's dev metrics on train.status."""
+                  ctx: RunContext, device: torch.device,
+                  augmentation: AugmentationOptions | None = None) -> tuple[AnomalyNet, FinetuneResult]:
+    """Model, pretrain and fine-tune phases (``augmentation`` on the labeled train windows); reports each epoch's
+    dev metrics on train.status."""
     net = AnomalyNet(hp.net_config(sensors))
     spec = net.config.spec()
     losses = pretrain(net, build_windows(splits.train, spec, 2 * hp.stride).x, hp, device)
     log.info("pretrain.finished", epochs=len(losses), loss=losses[-1] if losses else None)
     train, dev = build_windows(splits.train, spec, hp.stride), build_windows(splits.dev, spec)
+    if augmentation is not None:
+        train = augment_window_set(train, augmentation, hp.seed)
     if not (train.y == 1).any() or not (dev.labeled_scored().y == 1).any():
         raise TrainingRejected("sensor-anomaly needs anomalous events (label 1) in train and dev recordings")
 
@@ -89,7 +96,7 @@ def run_anomaly_training(request: TrainRequest, ctx: RunContext) -> ModelCard:
     seed_everything(hp.seed)
     device = pick_device()
     splits, sensors, manifests = load_recordings(request, ctx.store)
-    net, result = train_network(hp, sensors, splits, ctx, device)
+    net, result = train_network(hp, sensors, splits, ctx, device, request.augmentation)
     test = evaluate_test(net, result, build_windows(splits.test, net.config.spec()), device)
     files = anomaly_files(net)
     state = RunState(seed=hp.seed, labels=list(ID2LABEL.values()), epoch=len(result.history),
@@ -101,6 +108,7 @@ def run_anomaly_training(request: TrainRequest, ctx: RunContext) -> ModelCard:
     card = card.model_copy(update={"hyperparameters": {**card.hyperparameters, **hp.__dict__}, "anomaly": CardAnomaly(
         threshold=float(np.clip(result.threshold, 0, 1)), false_alarm_cap=hp.false_alarm_cap,
         dev_f1=result.dev["f1"], dev_far=result.dev["far"])})
+    card, files = attach_report(card, files)
     write_version(ctx.store, RegistryLayout(ctx.settings.infra.models_prefix), card, files)
     log.info("version.written", version=card.version, files=len(files), threshold=card.anomaly.threshold)
     return card
