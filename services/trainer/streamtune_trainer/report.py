@@ -117,7 +117,14 @@ def _plot(axes: Any, epochs: list[Any], rows: list[dict[str, Any]], key: str, la
 def report_files(card: ModelCard) -> dict[str, bytes]:
     """``report.json`` and ``report.png`` of a version."""
     report = build_report(card)
-    return {REPORT_FILE: json.dumps(report, indent=2).encode(), REPORT_PNG: render_curves(report)}
+    return {REPORT_FILE: json.dumps(report, indent=2, default=_scalar).encode(), REPORT_PNG: render_curves(report)}
+
+
+def _scalar(value: Any) -> Any:
+    """numpy scalars (an anomaly run's counts) as plain numbers."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def attach_report(card: ModelCard, files: Mapping[str, bytes]) -> tuple[ModelCard, dict[str, bytes]]:
