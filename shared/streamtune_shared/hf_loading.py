@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .model_card import LABELS_FILE, WEIGHTS_FILE, CardAdapter, ModelCard, VersionRejected
+from .model_card import BASE_MODEL_TASK, LABELS_FILE, WEIGHTS_FILE, CardAdapter, ModelCard, VersionRejected
 from .model_registry import RegistryLayout, download_verified, fetch_card
 from .storage import ObjectStore, download_prefix, store_for_bucket
 
@@ -124,6 +124,8 @@ def load_version_folder(folder: Path, card: ModelCard, base_folder: Path | None 
 def load_verified_version(store: ObjectStore, layout: RegistryLayout, card: ModelCard,
                           workdir: Path) -> tuple[Any, Any]:
     """Download a version (and an adapter's base) into ``workdir``, verify every sha256, load it; blocking."""
+    if card.task == BASE_MODEL_TASK:
+        raise VersionRejected("a domain-adapted base (fill-mask) is for fine-tuning, not serving")
     folder = workdir / "version"
     download_verified(store, layout, card, folder)
     base = fetch_base(card.adapter.base, store, layout, workdir) if card.adapter is not None else None

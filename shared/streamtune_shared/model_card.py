@@ -31,6 +31,10 @@ AdapterMethod = Literal["lora", "prefix", "prompt"]
 MERGEABLE_METHODS = ("lora",)
 # Formats that unpickle on load, i.e. run code from the file: never written, never loaded.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+# A domain-adapted base (masked-LM training, the trainer's DAPT): a registry version to fine-tune from, never served.
+BASE_MODEL_TASK = "fill-mask"
+BASE_MODEL_REQUIRED_FILES = (WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE)
+CardTask = Task | Literal["fill-mask"]
 CARD_FORMAT = 1
 SUMMARY_KEYS = ("f1", "precision", "recall", "accuracy", "macro_f1", "loss")
 
@@ -135,6 +139,31 @@ class CardAnomaly(BaseModel):
     dev_far: float = 0.0
 
 
+TrialState = Literal["complete", "pruned", "fail", "running", "waiting"]
+
+
+class CardTrial(BaseModel):
+    """One trial of a hyper-parameter search: its searched values, its metric value and how it ended."""
+
+    model_config = _DOCUMENT
+
+    number: int = Field(ge=0)
+    params: dict[str, float | int | str] = Field(default_factory=dict)
+    value: float | None = None
+    state: TrialState
+
+
+class CardSearch(BaseModel):
+    """The search a version won: the metric, its direction, the winning trial and every trial."""
+
+    model_config = _DOCUMENT
+
+    metric: str
+    direction: Literal["maximize", "minimize"]
+    best_trial: int = Field(ge=0)
+    trials: list[CardTrial] = Field(default_factory=list)
+
+
 class ModelCard(BaseModel):
     """What a version is, how it was made, from which data, and the sha256 of every file but itself."""
 
@@ -143,7 +172,7 @@ class ModelCard(BaseModel):
     card_format: Literal[1] = CARD_FORMAT
     model_name: ModelName
     version: VersionName
-    task: Task
+    task: CardTask
     dataset: DatasetName
     base_model: str = ""
     request_id: Identifier
@@ -158,6 +187,7 @@ class ModelCard(BaseModel):
     adapter: CardAdapter | None = None
     privacy: CardPrivacy | None = None
     anomaly: CardAnomaly | None = None
+    search: CardSearch | None = None
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers an announcement carries: dev and test, without per-label reports."""
@@ -189,7 +219,7 @@ def parse_card(raw: bytes, model_name: str, version: str) -> ModelCard:
         raise VersionRejected("card.json is not a JSON object")
     if document.get("model_name") != model_name or document.get("version") != version:
         raise VersionRejected("card.json names another model or version")
-    check_card_files(document.get("files"), adapter=document.get("adapter") is not None)
+    check_card_files(document.get("files"), adapter=document.get("adapter") is not None, task=document.get("task"))
     try:
         return ModelCard.model_validate(document)
     except ValidationError as exc:
@@ -197,12 +227,15 @@ def parse_card(raw: bytes, model_name: str, version: str) -> ModelCard:
         raise VersionRejected(f"card.json does not fit the card schema: {fields}") from None
 
 
-def required_files(adapter: bool) -> tuple[str, ...]:
-    """The files a version must list: full weights and config, or (adapter versions) adapter and tokenizer."""
+def required_files(adapter: bool, task: Any = None) -> tuple[str, ...]:
+    """The files a version must list: full weights and config, or (adapter versions) adapter and tokenizer;
+    a domain-adapted base has no labels."""
+    if task == BASE_MODEL_TASK:
+        return BASE_MODEL_REQUIRED_FILES
     return ADAPTER_REQUIRED_FILES if adapter else REQUIRED_FILES
 
 
-def check_card_files(files: Any, *, adapter: bool = False) -> None:
+def check_card_files(files: Any, *, adapter: bool = False, task: Any = None) -> None:
     """Refuse a file list with unsafe names, missing digests, pickle formats, itself, or no required file."""
     if not isinstance(files, dict) or not files:
         raise VersionRejected("card.json lists no files")
@@ -215,7 +248,7 @@ def check_card_files(files: Any, *, adapter: bool = False) -> None:
             raise VersionRejected(f"pickle-based weights listed: {name}")
     if CARD_FILE in files:
         raise VersionRejected("card.json lists itself")
-    for required in required_files(adapter):
+    for required in required_files(adapter, task):
         if required not in files:
             raise VersionRejected(f"card lists no {required}")
 

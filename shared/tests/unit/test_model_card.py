@@ -111,3 +111,16 @@ def test_the_privacy_spent_is_part_of_the_card():
                "sample_rate": 0.01, "steps": 300}
     card = parse_card(_card(privacy=privacy), "disease-ner", VERSION)
     assert card.privacy is not None and card.privacy.epsilon == 7.9 and card.privacy.steps == 300
+
+
+def test_a_domain_adapted_base_card_needs_no_labels_but_its_weights_config_and_tokenizer():
+    from streamtune_shared.model_card import BASE_MODEL_TASK, check_card_files
+
+    digest = "0" * 64
+    check_card_files({"model.safetensors": digest, "config.json": digest, "tokenizer.json": digest},
+                     task=BASE_MODEL_TASK)
+    with pytest.raises(VersionRejected, match="tokenizer.json"):
+        check_card_files({"model.safetensors": digest, "config.json": digest}, task=BASE_MODEL_TASK)
+    with pytest.raises(VersionRejected, match="labels.json"):
+        check_card_files({"model.safetensors": digest, "config.json": digest, "tokenizer.json": digest},
+                         task="token-classification")
