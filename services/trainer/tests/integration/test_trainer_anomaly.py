@@ -60,7 +60,7 @@ async def test_a_sensor_anomaly_run_publishes_a_calibrated_version_that_beats_th
     assert message["task"] == card["task"] == "sensor-anomaly"
     assert 0 < card["anomaly"]["threshold"] < 1 and card["anomaly"]["false_alarm_cap"] == 0.1
     assert card["hyperparameters"]["learning_rate"] == AnomalyHyperparameters().learning_rate
-    assert set(card["files"]) == {"config.json", "model.safetensors", "labels.json"}
+    assert set(card["files"]) == {"config.json", "model.safetensors", "labels.json", "report.json", "report.png"}
     prefix = message["prefix"]
     net = load_network(object_store.get_bytes(prefix + "config.json"), object_store.get_bytes(prefix + "model.safetensors"))
 
