@@ -55,6 +55,7 @@ bench: install
 	$(BIN)/python tests/bench/bench_pii.py
 	$(BIN)/python tests/bench/bench_pii_utility.py
 	$(BIN)/python tests/bench/bench_anomaly.py
+	$(BIN)/python tests/bench/bench_sensor_predictions.py
 
 # A few steps of each adaptation method with bf16 and fp32 on CUDA, with a checkpoint resume; says so and exits 0
 # where there is no CUDA device.

@@ -21,6 +21,7 @@ from streamtune_shared.sensor_windows import Calibration, reading_matrix, slidin
 from .device_windows import EventView
 
 SCORE_DIGITS = 6
+VECTOR_CACHE_ROWS = 200_000
 
 
 def calibration_of(sums: Mapping[str, float], sensors: Sequence[str]) -> Calibration:
@@ -38,13 +39,42 @@ class AnomalyModel:
         self.threshold = threshold
         self.batch_size = batch_size
         self.spec = net.config.spec()
+        self._vectors: dict[int, tuple[Mapping[str, float], np.ndarray]] = {}
         self._lock = threading.Lock()  # one forward at a time: torch already uses every core
 
     def window(self, view: EventView) -> np.ndarray:
         """The event's window as the network takes it, (window, sensors) float32."""
-        rows = reading_matrix(view.rows, self.spec.sensors)
-        x = calibration_of(view.calibration, self.spec.sensors).normalize(rows, self.spec.clip)
-        return sliding_windows(x, self.spec.window, start=len(x) - 1)[0]
+        return self.windows([view])[0]
+
+    def windows(self, views: Sequence[EventView]) -> np.ndarray:
+        """The views' windows, (m, window, sensors) float32; a row or calibration shared by views is converted once."""
+        sensors, spec = self.spec.sensors, self.spec
+        index: dict[int, int] = {}  # row -> its line in `matrix`, by id(): every view holds its rows meanwhile
+        lines: list[np.ndarray] = []
+        for view in views:
+            for row in view.rows:
+                if id(row) not in index:
+                    index[id(row)] = len(lines)
+                    lines.append(self._vector(row))
+        matrix = np.stack(lines) if lines else np.zeros((0, len(sensors)))
+        calibrations: dict[int, Calibration] = {}
+        out = np.empty((len(views), spec.window, len(sensors)), dtype=np.float32)
+        for k, view in enumerate(views):
+            if (calibration := calibrations.get(id(view.calibration))) is None:
+                calibration = calibrations[id(view.calibration)] = calibration_of(view.calibration, sensors)
+            x = calibration.normalize(matrix[[index[id(row)] for row in view.rows]], spec.clip)
+            out[k] = sliding_windows(x, spec.window, start=len(x) - 1)[0]
+        return out
+
+    def _vector(self, row: Mapping[str, float]) -> np.ndarray:
+        """A row's readings in sensor order, remembered with the row: the device window stores hand the same row
+        object to every batch that windows it (``MemberCache``), so each event is converted once."""
+        found = self._vectors.get(id(row))
+        if found is None:  # the cache holds the row itself, so its id cannot be reused while it is cached
+            if len(self._vectors) >= VECTOR_CACHE_ROWS:
+                self._vectors.clear()
+            found = self._vectors[id(row)] = (row, reading_matrix([row], self.spec.sensors)[0])
+        return found[1]
 
     def scores(self, windows: np.ndarray) -> np.ndarray:
         """Anomaly probabilities of windows (m, window, sensors); blocking."""
@@ -58,7 +88,7 @@ class AnomalyModel:
     def outputs(self, views: Sequence[EventView]) -> list[PredictionOutputs]:
         """One output per view, in order; blocking (call it through ``asyncio.to_thread``)."""
         scored = [i for i, v in enumerate(views) if not v.calibrating and v.rows]
-        scores = self.scores(np.stack([self.window(views[i]) for i in scored])) if scored else np.zeros(0)
+        scores = self.scores(self.windows([views[i] for i in scored])) if scored else np.zeros(0)
         by_index = dict(zip(scored, scores.tolist(), strict=True))
         results = []
         for i in range(len(views)):

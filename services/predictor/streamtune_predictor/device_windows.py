@@ -19,7 +19,8 @@ Keys expire after ``ttl_s`` without events: a device silent that long calibrates
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -100,18 +101,47 @@ def member_of(event: SensorEvent) -> str:
     return json.dumps({"id": event.event_id, "r": dict(event.readings)}, sort_keys=True, separators=(",", ":"))
 
 
+def decode_member(member: str) -> tuple[str, Mapping[str, float]]:
+    """An event's id and readings from its sorted-set member."""
+    doc = json.loads(member)
+    return doc["id"], doc["r"]
+
+
 def views_of(events: Sequence[SensorEvent], flags: Sequence[int], calibration: Mapping[str, float],
-             members: Sequence[tuple[str, float]], window: int) -> list[EventView]:
-    """Each event's view from its device's newest members (any order): those up to it by (ts, id), the last ``window``."""
-    docs = {doc["id"]: (score, doc) for score, doc in ((s, json.loads(m)) for m, s in members)}
+             members: Sequence[tuple[str, float]], window: int,
+             decode: Callable[[str], tuple[str, Mapping[str, float]]] = decode_member) -> list[EventView]:
+    """Each event's view from its device's newest members (any order): those up to it by (ts, id), the last ``window``.
+
+    The views of one device share their row objects (a row in several windows is one mapping).
+    """
+    docs = {event_id: (score, event_id, readings) for (event_id, readings), score in
+            ((decode(m), s) for m, s in members)}
     for event in events:  # an event so late that newer ones trimmed it from the window still sees itself
-        docs.setdefault(event.event_id, (event.ts, {"id": event.event_id, "r": dict(event.readings)}))
-    parsed = sorted(docs.values(), key=lambda p: (p[0], p[1]["id"]))
+        docs.setdefault(event.event_id, (event.ts, event.event_id, dict(event.readings)))
+    ordered = sorted(docs.values(), key=lambda p: (p[0], p[1]))
+    keys, rows = [(score, event_id) for score, event_id, _ in ordered], [r for _, _, r in ordered]
     views = []
     for event, flag in zip(events, flags, strict=True):
-        upto = [doc["r"] for score, doc in parsed if (score, doc["id"]) <= (event.ts, event.event_id)]
-        views.append(EventView(tuple(upto[-window:]), calibration, bool(flag)))
+        end = bisect_right(keys, (event.ts, event.event_id))
+        views.append(EventView(tuple(rows[max(0, end - window):end]), calibration, bool(flag)))
     return views
+
+
+class MemberCache:
+    """Decoded members by their bytes (a member never changes), so a row read by many batches is parsed once."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self._decoded: dict[str, tuple[str, Mapping[str, float]]] = {}
+        self._limit = limit
+
+    def decode(self, member: str) -> tuple[str, Mapping[str, float]]:
+        """``decode_member``, remembered; the cache starts over once it holds ``limit`` members."""
+        found = self._decoded.get(member)
+        if found is None:
+            if len(self._decoded) >= self._limit:
+                self._decoded.clear()
+            found = self._decoded[member] = decode_member(member)
+        return found
 
 
 def device_key(dataset: str, device_id: str) -> str:
@@ -125,6 +155,7 @@ class RedisDeviceWindows:
     def __init__(self, redis: Redis, ttl_s: int = 7 * 86_400) -> None:
         self._script = redis.register_script(_APPEND_LUA)
         self._ttl_s = ttl_s
+        self._members = MemberCache()
 
     async def append(self, dataset: str, events: Sequence[SensorEvent], window: int,
                      calibration_events: int) -> list[EventView]:
@@ -143,8 +174,8 @@ class RedisDeviceWindows:
         for (device_id, items), (flags, cal_flat, flat_members) in zip(by_device.items(), replies, strict=True):
             calibration = {_text(k): float(v) for k, v in zip(cal_flat[::2], cal_flat[1::2], strict=True)}
             members = [(_text(m), float(s)) for m, s in zip(flat_members[::2], flat_members[1::2], strict=True)]
-            for (index, _), view in zip(items, views_of([e for _, e in items], flags, calibration, members, window),
-                                        strict=True):
+            for (index, _), view in zip(items, views_of([e for _, e in items], flags, calibration, members, window,
+                                                          self._members.decode), strict=True):
                 views[index] = view
         return [v for v in views if v is not None]
 

@@ -97,3 +97,19 @@ async def test_a_reclaimed_old_event_batched_with_a_new_one_keeps_its_own_window
     (output,) = model.outputs([old])
     assert output.calibrating is False
     assert output.anomaly_score == pytest.approx(float(offline_scores(model, stream[:17])[9]), abs=1e-5)
+
+
+async def test_windows_of_a_batch_that_shares_rows_across_devices_match_each_devices_own_windows(model):
+    store, first, second = InMemoryDeviceWindows(), events(12), events(12, device="d2")
+    for e in second:  # another device with other readings, so a mixed-up row would show
+        e.readings["Pressure"] += 5.0
+    batch = [e for pair in zip(first, second, strict=True) for e in pair]
+    views = await store.append("pump-sensors", batch, CONFIG.window, CONFIG.calibration_events)
+    together = model.windows(views)
+    for device, stream in (("d1", first), ("d2", second)):
+        rows = reading_matrix([e.readings for e in stream], SENSORS)
+        x = Calibration.of(rows[:CONFIG.calibration_events]).normalize(rows, CONFIG.clip)
+        mine = [i for i, e in enumerate(batch) if e.device_id == device]
+        assert together[mine] == pytest.approx(sliding_windows(x, CONFIG.window), abs=1e-6)
+    again = model.windows(views[::-1])  # the second call reuses the converted rows
+    assert again[::-1] == pytest.approx(together, abs=0)
