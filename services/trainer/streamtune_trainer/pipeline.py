@@ -64,7 +64,10 @@ Report = Callable[..., None]
 
 @dataclass
 class RunContext:
-    """What a run needs from outside: storage, settings, a status sink, a clock, a stop flag, a test hook."""
+    """What a run needs from outside: storage, settings, a status sink, a clock, a stop flag, a test hook.
+
+    ``on_epoch(state)`` sees each finished epoch's state after its checkpoint and status (a search prunes there).
+    """
 
     store: ObjectStore
     settings: TrainerSettings
@@ -72,6 +75,7 @@ class RunContext:
     clock: Callable[[], datetime]
     should_stop: Callable[[], bool] = lambda: False
     after_epoch: Callable[[int], None] | None = None
+    on_epoch: Callable[[RunState], None] | None = None
 
 
 @dataclass
@@ -179,6 +183,8 @@ class ProgressReporter:
                                  "samples_per_s": last["samples_per_s"], "best_epoch": state.best_epoch,
                                  **regularization_status(self.request),
                                  **({"privacy": last["privacy"]} if "privacy" in last else {})})
+        if self.ctx.on_epoch is not None:
+            self.ctx.on_epoch(state)
         if self.ctx.after_epoch is not None:
             self.ctx.after_epoch(state.epoch)
 
@@ -234,28 +240,48 @@ def version_files(loaded: LoadedModel, label_map: LabelMap, workdir: Path) -> di
     return files
 
 
-def publish_phase(request: TrainRequest, ctx: RunContext, files: dict[str, bytes],
-                  card_info: dict[str, Any]) -> ModelCard:
-    """Publish phase: the version's files, then its card; returns the card."""
+def card_and_files(request: TrainRequest, ctx: RunContext, files: dict[str, bytes],
+                   card_info: dict[str, Any]) -> tuple[ModelCard, dict[str, bytes]]:
+    """The card of a run's version (named now), with the version's files."""
     now = ctx.clock()
-    version_id = version_name(now, request.request_id)
-    card = build_card(request=request, version_id=version_id, files=files, created_at=now, **card_info)
+    card = build_card(request=request, version_id=version_name(now, request.request_id), files=files,
+                      created_at=now, **card_info)
+    return card, files
+
+
+def publish_version(ctx: RunContext, card: ModelCard, files: dict[str, bytes]) -> ModelCard:
+    """Write a version (its training report beside it), then its card; returns the card."""
     card, files = attach_report(card, files)
     write_version(ctx.store, RegistryLayout(ctx.settings.infra.models_prefix), card, files)
-    log.info("version.written", version=version_id, files=len(files))
+    log.info("version.written", version=card.version, files=len(files))
     return card
 
 
 def run_training(request: TrainRequest, ctx: RunContext) -> ModelCard:
     """The whole run, phase by phase; returns the card of the published version.
 
-    Raises TrainingRejected for data or configuration problems; anything else is transient.
+    With ``dapt`` the base is first adapted to the dataset's text (and published); with ``search`` every trial
+    runs the phases below and the best one is published. Raises TrainingRejected for data or configuration
+    problems; anything else is transient.
     """
     check_regularizers(request)
     if request.task == "sensor-anomaly":
         from .anomaly_pipeline import run_anomaly_training  # noqa: PLC0415 - it builds on this module
 
         return run_anomaly_training(request, ctx)
+    if request.dapt is not None:
+        from .dapt import with_adapted_base  # noqa: PLC0415 - masked-LM pieces only when asked
+
+        request = with_adapted_base(request, ctx)
+    if request.search is not None:
+        from .search import run_search  # noqa: PLC0415 - optuna only when asked
+
+        return run_search(request, ctx)
+    return publish_version(ctx, *train_version(request, ctx))
+
+
+def train_version(request: TrainRequest, ctx: RunContext) -> tuple[ModelCard, dict[str, bytes]]:
+    """Every phase but publishing: the card (its version named) and files of the run's version."""
     hp, device = configure(request, ctx.settings)
     splits, manifests = load_data(request, ctx.store)
     with tempfile.TemporaryDirectory(prefix="streamtune-trainer-") as tmp:
@@ -271,7 +297,7 @@ def run_training(request: TrainRequest, ctx: RunContext) -> ModelCard:
                  "device": describe(device), "lineage_info": lineage(manifests, splits.sizes()),
                  "resumed_from_epoch": outcome.resumed_from_epoch, "adapter": card_adapter(request, loaded),
                  "privacy": outcome.privacy}
-    return publish_phase(request, ctx, files, card_info)
+    return card_and_files(request, ctx, files, card_info)
 
 
 def card_adapter(request: TrainRequest, loaded: LoadedModel) -> CardAdapter | None:
