@@ -67,6 +67,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model-folder", type=Path, help="a published pii-ner version folder (safetensors, "
                         "config, tokenizer, labels.json); adds streamtune with the transformer")
     parser.add_argument("--quantize", action="store_true", help="int8 dynamic quantization of the transformer")
+    parser.add_argument("--runtime", default="onnx", choices=("onnx", "torch"),
+                        help="what runs the transformer (the anonymizer's default: onnx)")
+    parser.add_argument("--compare-runtimes", action="store_true",
+                        help="also time the transformer under the other runtime, in the same run")
+    parser.add_argument("--outside-threshold", type=float, help="tag a word O only when P(O) >= this")
     parser.add_argument("--device", default="cpu", help="torch device of the transformer (cpu, cuda)")
     parser.add_argument("--max-length", type=int, default=128, help="transformer window, in word pieces")
     parser.add_argument("--batch-size", type=int, default=64, help="texts per detect call (the subscriber batch)")
@@ -95,10 +100,15 @@ def streamtune_detectors(args: argparse.Namespace) -> dict[str, Detect]:
     if args.model_folder is not None:
         from streamtune_anonymizer.detection.transformer_model import TransformerEntityModel  # noqa: PLC0415
 
-        model = TransformerEntityModel(args.model_folder, max_length=args.max_length,
-                                       batch_size=args.batch_size, quantize=args.quantize,
-                                       device=args.device)
-        detectors["streamtune_transformer"] = PiiDetector(default_recognizers(), [WithoutEponyms(model)])
+        runtimes = [args.runtime] + ([r for r in ("onnx", "torch") if r != args.runtime] if args.compare_runtimes
+                                     else [])
+        for runtime in runtimes:
+            model = TransformerEntityModel(args.model_folder, max_length=args.max_length,
+                                           batch_size=args.batch_size, quantize=args.quantize,
+                                           device=args.device, runtime=runtime,
+                                           outside_threshold=args.outside_threshold)
+            name = "streamtune_transformer" if runtime == args.runtime else f"streamtune_transformer_{runtime}"
+            detectors[name] = PiiDetector(default_recognizers(), [WithoutEponyms(model)])
     return {name: batched(detector.detect, args.batch_size) for name, detector in detectors.items()}
 
 

@@ -35,7 +35,7 @@ from streamtune_shared.word_labels import OUTSIDE, first_pieces
 from streamtune_trainer.artifacts import MINILM
 from streamtune_trainer.card import library_versions
 from streamtune_trainer.domain import TOKEN_CLASSIFICATION, DatasetSplits, Example, LabelMap, build_label_map
-from streamtune_trainer.pipeline import LoadedModel, encode_splits, load_base
+from streamtune_trainer.pipeline import LoadedModel, encode_splits, load_base, version_files
 from streamtune_trainer.training import Hyperparameters, TrainingHooks, seed_everything, train_model
 from transformers.utils import logging as transformers_logging
 
@@ -82,6 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--speed-repeats", type=int, default=3, help="round-robin timing passes (best is kept)")
     parser.add_argument("--save-predictions", action="store_true",
                         help="also write each run's fp32 validation tags at the longest length (for error analysis)")
+    parser.add_argument("--save-dir", type=Path, help="write each run's model as a version folder (config, "
+                        "safetensors, tokenizer, labels.json) under DIR/<run name>, for bench_pii --model-folder")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "pii_model.json")
     return parser.parse_args(argv)
 
@@ -134,6 +136,16 @@ def train_run(args: argparse.Namespace, run: Run, records: list[dict]) -> tuple[
     print(f"{run.name}: trained {len(splits.train)} rows in {train_s:.0f}s, dev F1 "
           f"{figures['dev_entity_f1_per_epoch']}", flush=True)
     return loaded, splits.label_map, validation, figures
+
+
+def save_version_folder(loaded: LoadedModel, label_map: LabelMap, folder: Path) -> None:
+    """The files the trainer would publish for this model (no card: not a registry version)."""
+    with tempfile.TemporaryDirectory(prefix="bench-pii-save-") as tmp:
+        files = version_files(loaded, label_map, Path(tmp))
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    print(f"saved {folder}", flush=True)
 
 
 @torch.no_grad()
@@ -211,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             figures["validation_tags"] = tag_texts(loaded.model, loaded.tokenizer, [e.text for e in validation],
                                                    label_map.id2label, lengths[-1])
         runs.append(figures)
+        if args.save_dir is not None:
+            save_version_folder(loaded, label_map, args.save_dir / run.name)
         for precision, model in (("fp32", loaded.model), ("int8", quantized(loaded.model))):
             name = f"{run.name}-{precision}"
             variants[name] = (model, loaded.tokenizer, label_map.id2label)

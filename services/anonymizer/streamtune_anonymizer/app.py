@@ -124,7 +124,9 @@ def _pii_model_follower(settings: AnonymizerSettings, runtime: ServiceRuntime,
         from .detection.transformer_model import TransformerEntityModel  # noqa: PLC0415 - torch import is slow
 
         return WithoutEponyms(TransformerEntityModel(folder, max_length=settings.pii_model_max_length,
-                                                     quantize=settings.pii_model_quantize))
+                                                     quantize=settings.pii_model_quantize,
+                                                     runtime=settings.pii_model_runtime,
+                                                     outside_threshold=settings.pii_model_outside_threshold))
 
     return PiiModelFollower(
         slot, model_name=settings.pii_model, layout=layout, store=lambda: runtime.store,

@@ -55,6 +55,13 @@ class AnonymizerSettings(BaseSettings):
     pii_model_max_length: int = Field(default=128, ge=16, le=512,
                                       description="Word pieces per model window; longer texts are split into windows.")
     pii_model_quantize: bool = Field(default=True, description="int8 dynamic quantization of the PII model (CPU).")
+    pii_model_runtime: Literal["onnx", "torch"] = Field(
+        default="onnx", description="What runs the PII model: ONNX Runtime (exported at load time; faster on a CPU) "
+                                    "or torch. Without onnxruntime installed, torch.")
+    pii_model_outside_threshold: float | None = Field(
+        default=None, gt=0, le=1,
+        description="A word is PII unless the model gives it 'O' at least this probability (higher: more recall, "
+                    "less precision); None: the most probable tag.")
     pii_model_rescan_s: float = Field(default=30.0, gt=0, description="How often the registry is scanned for a "
                                                                       "newer PII model version.")
     announce_block_ms: int = Field(default=1_000, ge=10, description="XREAD BLOCK on models.published.")

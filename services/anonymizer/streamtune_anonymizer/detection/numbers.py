@@ -14,6 +14,8 @@ _IBAN = re.compile(r"(?=[A-Za-z])(?<!\w)[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,32}
 _CARD = re.compile(r"(?=\d)(?<![\w.+-])(?:\d{12,19}|\d{3,6}(?:[ -]\d{2,6}){1,6})(?!\w|[.-]\d)")
 _DIGIT_RUN = re.compile(r"\d+")
 _MAESTRO_12 = re.compile(r"^(?:50|5[6-9]|6\d)")
+_CARD_CONTEXT = Context(words("cards?", "credit", "debit", "visa", "mastercard", "maestro", "amex", "discover",
+                              "jcb", "diners", "cc", "pan"), before=40, after=20)
 _SSN = re.compile(r"(?=\d)(?<![\w.+-])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![\w]|[.-]\d)")
 _SSN_CONTEXT = Context(words("ssn", "ssns", "social security", "social", "security", "ss#", "ssn#", "taxpayer",
                              "tin"), before=40)
@@ -22,32 +24,39 @@ _DOCUMENT_NUMBER = re.compile(r"(?<![\w-])(?=[A-Z0-9-]*\d)[A-Z0-9](?:[A-Z0-9]|-(
 
 
 class CardRecognizer:
-    """Payment card numbers: 12 to 19 digits, grouped or not, with a valid Luhn check digit."""
+    """Payment card numbers: 12 to 19 digits, grouped or not, with a valid Luhn check digit.
+
+    13 to 19 digits need nothing more. A 12-digit number (Maestro issues them, under many prefixes) needs a
+    Maestro prefix or a card word nearby ("card", "visa", "debit", ...): alone, 12 Luhn-valid digits are too
+    common (one number in ten passes Luhn).
+    """
 
     def find(self, text: str) -> Iterator[PiiSpan]:
         """Every card number in ``text``; trailing digit groups (an expiry year) are left out."""
         for match in _CARD.finditer(text):
-            length = _card_length(match.group())
+            in_context = _CARD_CONTEXT.around(text, match.start(), match.end())
+            length = _card_length(match.group(), short_ok=in_context)
             if length:
                 yield PiiSpan(match.start(), match.start() + length, CREDIT_CARD)
 
 
-def _card_length(candidate: str) -> int:
+def _card_length(candidate: str, *, short_ok: bool = False) -> int:
     """Characters of the longest valid card number made of the candidate's first digit groups, or 0.
 
-    Trailing groups may be dropped ("4111 1111 1111 1111 2025"); a 12-digit Maestro number only counts whole.
+    Trailing groups may be dropped ("4111 1111 1111 1111 2025"); a 12-digit number only counts whole.
     """
     ends = [m.end() for m in _DIGIT_RUN.finditer(candidate)]
     for size in range(len(ends), 0, -1):
         digits = "".join(_DIGIT_RUN.findall(candidate[:ends[size - 1]]))
-        if (size == len(ends) or len(digits) >= 13) and _is_card_number(digits):
+        if (size == len(ends) or len(digits) >= 13) and _is_card_number(digits, short_ok=short_ok):
             return ends[size - 1]
     return 0
 
 
-def _is_card_number(digits: str) -> bool:
+def _is_card_number(digits: str, *, short_ok: bool = False) -> bool:
     # 13-19 digits is the ISO/IEC 7812 range; Maestro also issues 12-digit numbers.
-    length_ok = 13 <= len(digits) <= 19 or (len(digits) == 12 and _MAESTRO_12.match(digits) is not None)
+    twelve_ok = short_ok or _MAESTRO_12.match(digits) is not None
+    length_ok = 13 <= len(digits) <= 19 or (len(digits) == 12 and twelve_ok)
     return length_ok and len(set(digits)) > 1 and luhn_is_valid(digits)
 
 

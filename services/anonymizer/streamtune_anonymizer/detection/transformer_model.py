@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
 from streamtune_shared.word_labels import OUTSIDE, decode_entities, first_pieces, whitespace_words, word_tags
 
 from .spans import PiiSpan
 
+log = structlog.get_logger(__name__)
 SOURCE = "transformer"
 LABELS_FILE = "labels.json"
 
@@ -61,7 +63,8 @@ class TransformerEntityModel:
     """Entity spans from a fine-tuned token classifier; batched, windowed, one forward at a time."""
 
     def __init__(self, folder: str | Path, *, max_length: int = 128, batch_size: int = 64,
-                 quantize: bool = False, num_threads: int | None = None, device: str = "cpu") -> None:
+                 quantize: bool = False, num_threads: int | None = None, device: str = "cpu",
+                 outside_threshold: float | None = None, runtime: str = "torch") -> None:
         import torch  # noqa: PLC0415  (seconds of import; only a service that loads a model pays)
         from transformers import AutoModelForTokenClassification, AutoTokenizer  # noqa: PLC0415
 
@@ -71,16 +74,24 @@ class TransformerEntityModel:
         if not self.tokenizer.is_fast:
             raise ValueError(f"{folder.name}: a fast tokenizer is needed for word ids")
         model = AutoModelForTokenClassification.from_pretrained(folder, use_safetensors=True, local_files_only=True)
-        if quantize:  # int8 dynamic quantization is a CPU kernel
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        else:
-            model = model.to(device)
         if num_threads:
             torch.set_num_threads(num_threads)
+        self._onnx = None
+        if runtime == "onnx" and device == "cpu":
+            self._onnx = _onnx_or_none(model, quantize=quantize, num_threads=num_threads)
+        if self._onnx is None and quantize:  # int8 dynamic quantization is a CPU kernel
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        elif self._onnx is None:
+            model = model.to(device)
         self.model = model.eval()
-        self.device = "cpu" if quantize else device
+        self.runtime = "onnx" if self._onnx is not None else "torch"
+        self.device = "cpu" if quantize or self._onnx is not None else device
         self.max_length = max_length
         self.batch_size = batch_size
+        # None: each word takes its most probable tag. A threshold t: a word is an entity (its most probable
+        # entity tag) unless the model gives "O" a probability of at least t, trading precision for recall.
+        self.outside_threshold = outside_threshold
+        self._outside_id = next((i for i, tag in self.id2label.items() if tag == OUTSIDE), None)
         self._torch = torch
         self._specials = _special_wrapping(self.tokenizer)
         # One forward at a time: torch already uses every core, and a fast tokenizer is not re-entrant.
@@ -124,13 +135,27 @@ class TransformerEntityModel:
                    tags: list[list[str]], scores: list[list[float]]) -> None:
         rows = [self._window_input(ids[w.text], counts[w.text], w) for w in chunk]
         encoded = self.tokenizer.pad({"input_ids": [row_ids for row_ids, _ in rows]}, return_tensors="pt")
-        logits = self.model(**encoded.to(self.device)).logits.float()
-        best_scores, best_ids = (t.tolist() for t in self._torch.softmax(logits, dim=-1).max(dim=-1))
+        if self._onnx is not None:
+            logits = self._torch.from_numpy(self._onnx(encoded["input_ids"].numpy(),
+                                                       encoded["attention_mask"].numpy())).float()
+        else:
+            logits = self.model(**encoded.to(self.device)).logits.float()
+        best_scores, best_ids = (t.tolist() for t in self._best_tags(self._torch.softmax(logits, dim=-1)))
         for row, ((_, word_ids), window) in enumerate(zip(rows, chunk, strict=True)):
             window_tags, window_scores = word_tags(first_pieces(word_ids), window.stop - window.first,
                                                    best_ids[row], best_scores[row], self.id2label)
             tags[window.text][window.first:window.stop] = window_tags
             scores[window.text][window.first:window.stop] = window_scores
+
+    def _best_tags(self, probabilities):
+        """Each piece's (score, tag id): the most probable tag, or with a threshold, "O" only when that sure."""
+        if self.outside_threshold is None or self._outside_id is None:
+            return probabilities.max(dim=-1)
+        outside = probabilities[..., self._outside_id]
+        entity_scores, entity_ids = probabilities.index_fill(-1, self._torch.tensor([self._outside_id]), 0.0).max(dim=-1)
+        is_entity = outside < self.outside_threshold
+        return (self._torch.where(is_entity, entity_scores, outside),
+                self._torch.where(is_entity, entity_ids, self._torch.full_like(entity_ids, self._outside_id)))
 
     def _window_input(self, text_ids: list[int], text_counts: list[int], window: Window) -> tuple[list[int], list]:
         """A window's model input ids, sliced from its text's encoding, and each id's window-relative word."""
@@ -146,6 +171,20 @@ class TransformerEntityModel:
     def _spans(text: str, words: list[tuple[int, int]], tags: list[str], scores: list[float]) -> list[PiiSpan]:
         entities = decode_entities(text, words, tags, scores)
         return [PiiSpan(e.start, e.end, e.label, source=SOURCE, score=e.score) for e in entities]
+
+
+def _onnx_or_none(model, *, quantize: bool, num_threads: int | None):
+    """The model under ONNX Runtime, or None (torch serves it) when onnxruntime is missing or the export fails."""
+    from .onnx_runtime import OnnxTokenClassifier, onnx_runtime_available  # noqa: PLC0415
+
+    if not onnx_runtime_available():
+        log.warning("pii_model_onnx_unavailable", reason="onnxruntime is not installed; serving with torch")
+        return None
+    try:
+        return OnnxTokenClassifier(model, quantize=quantize, num_threads=num_threads)
+    except Exception as exc:  # noqa: BLE001 - any export failure falls back to the torch model, said so
+        log.warning("pii_model_onnx_failed", error=type(exc).__name__, reason=str(exc)[:200])
+        return None
 
 
 def _special_wrapping(tokenizer) -> tuple[list[int], list[int]]:

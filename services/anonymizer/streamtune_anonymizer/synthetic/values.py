@@ -64,14 +64,28 @@ def _person(fake: Faker, rng: random.Random) -> str:
 
 def _organization(fake: Faker, rng: random.Random) -> str:
     roll = rng.random()
-    if roll < 0.5:
+    if roll < 0.35:
         return fake.company()
-    if roll < 0.75:
+    if roll < 0.5:
         return rng.choice(vocabulary()["organizations"])
-    # Brand-like names ("Rapid Cycle Solutions", "Paxata"), which Faker's company() never makes.
-    words = [rng.choice(vocabulary()["org_words"]) for _ in range(rng.randint(1, 2))]
-    suffix = rng.choice(vocabulary()["org_suffixes"]) if rng.random() < 0.6 else ""
-    return " ".join([*words, suffix]).strip()
+    if roll < 0.7:
+        # Brand-like names ("Rapid Cycle Solutions", "Paxata"), which Faker's company() never makes.
+        words = [rng.choice(vocabulary()["org_words"]) for _ in range(rng.randint(1, 2))]
+        suffix = rng.choice(vocabulary()["org_suffixes"]) if rng.random() < 0.6 else ""
+        return " ".join([*words, suffix]).strip()
+    return _invented_brand(rng)
+
+
+def _invented_brand(rng: random.Random) -> str:
+    """A made-up company name, one word or two: "Costlist", "Geoquest Analytics", "CloudWorks Inc."."""
+    stem, ending = rng.choice(vocabulary()["brand_stems"]), rng.choice(vocabulary()["brand_endings"])
+    brand = stem.capitalize() + (ending.capitalize() if rng.random() < 0.25 else ending)
+    shape = rng.random()
+    if shape < 0.45:
+        return brand
+    if shape < 0.85:
+        return f"{brand} {rng.choice(vocabulary()['org_descriptors'])}"
+    return f"{brand} {rng.choice(vocabulary()['org_suffixes'])}"
 
 
 def _state_abbreviation(fake: Faker, rng: random.Random) -> str:

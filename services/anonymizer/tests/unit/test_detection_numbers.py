@@ -31,6 +31,16 @@ def test_luhn_failures_are_not_cards(card):
     assert _values(CardRecognizer(), f"card {card} ok") == []
 
 
+def test_a_twelve_digit_number_is_a_card_with_a_maestro_prefix_or_a_card_word():
+    number = "060426070011"  # Luhn-valid, no 50/56-69 prefix
+    assert luhn_is_valid(number)
+    assert _values(CardRecognizer(), f"points won on credit card {number} transactions") == [number]
+    assert _values(CardRecognizer(), f"debit {number}") == [number]
+    assert _values(CardRecognizer(), f"order {number} shipped") == []
+    assert _values(CardRecognizer(), "order 503890547220 shipped") == ["503890547220"]  # Maestro prefix 50
+    assert _values(CardRecognizer(), "card 060426070012 declined") == []  # Luhn still decides
+
+
 def test_iban_needs_the_country_length_and_checksum():
     assert _values(IbanRecognizer(), "IBAN DE89 3704 0044 0532 0130 00 paid") == ["DE89 3704 0044 0532 0130 00"]
     assert _values(IbanRecognizer(), "IBAN DE89 3704 0044 0532 0130 01 paid") == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,61 @@ def test_transformer_windows_stitch_one_entity_across_a_window_edge(tiny_folder:
     text = " ".join(["word"] * 300)
     [spans] = forced(tiny_folder, "I-PERSON", max_length=16).find_batch([text])
     assert [(s.start, s.end) for s in spans] == [(0, len(text))]
+
+
+def _leaning(folder: Path, outside: float, person: float, **options: object) -> TransformerEntityModel:
+    """The tiny model made to give every token these logits for O and B-PERSON (others far below)."""
+    model = TransformerEntityModel(folder, **options)
+    classifier = model.model.classifier
+    classifier.weight.data.zero_()
+    classifier.bias.data.fill_(-10.0)
+    classifier.bias.data[TAGS.index("O")] = outside
+    classifier.bias.data[TAGS.index("B-PERSON")] = person
+    return model
+
+
+def test_outside_threshold_tags_a_word_o_only_when_the_model_is_that_sure(tiny_folder: Path) -> None:
+    text = "Ann Lee"
+    # P(O) = sigmoid(1) = 0.73: the most probable tag, so argmax says O; a threshold of 0.8 says PERSON.
+    assert _leaning(tiny_folder, 1.0, 0.0).find_batch([text]) == [[]]
+    [spans] = _leaning(tiny_folder, 1.0, 0.0, outside_threshold=0.8).find_batch([text])
+    assert [(text[s.start:s.end], s.pii_type) for s in spans] == [("Ann", PERSON), ("Lee", PERSON)]
+    assert all(abs(s.score - 0.27) < 0.01 for s in spans)  # the entity tag's own probability
+    assert _leaning(tiny_folder, 1.0, 0.0, outside_threshold=0.7).find_batch([text]) == [[]]
+
+
+ONNX_TEXTS = ["Ann Lee moved to Oslo in May.", "", "no names here at all",
+              "Dr. Jürgen Müller (jm@example.org) called from Zürich about the account " * 3]
+
+
+def test_onnx_runtime_tags_like_torch(tiny_folder: Path) -> None:
+    on_torch = TransformerEntityModel(tiny_folder, outside_threshold=0.9)
+    on_onnx = TransformerEntityModel(tiny_folder, outside_threshold=0.9, runtime="onnx")
+    assert (on_torch.runtime, on_onnx.runtime) == ("torch", "onnx")
+    torch_spans, onnx_spans = on_torch.find_batch(ONNX_TEXTS), on_onnx.find_batch(ONNX_TEXTS)
+    assert [[(s.start, s.end, s.pii_type) for s in spans] for spans in onnx_spans] == \
+        [[(s.start, s.end, s.pii_type) for s in spans] for spans in torch_spans]
+    assert sum(map(len, onnx_spans)) > 0  # the threshold makes the random head find something to compare
+    for torch_span, onnx_span in zip(sum(torch_spans, []), sum(onnx_spans, []), strict=True):
+        assert abs(torch_span.score - onnx_span.score) < 1e-4
+
+
+def test_int8_onnx_runtime_answers_with_word_aligned_spans(tiny_folder: Path) -> None:
+    model = TransformerEntityModel(tiny_folder, quantize=True, runtime="onnx", outside_threshold=0.9)
+    assert model.runtime == "onnx"
+    for text, spans in zip(ONNX_TEXTS, model.find_batch(ONNX_TEXTS), strict=True):
+        starts = {m.start() for m in re.finditer(r"\S+", text)}
+        ends = {m.end() for m in re.finditer(r"\S+", text)}
+        assert all(s.start in starts and s.end in ends for s in spans)
+
+
+def test_onnx_runtime_falls_back_to_torch_when_missing(tiny_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamtune_anonymizer.detection import onnx_runtime  # noqa: PLC0415
+
+    monkeypatch.setattr(onnx_runtime, "onnx_runtime_available", lambda: False)
+    model = TransformerEntityModel(tiny_folder, runtime="onnx", quantize=True)
+    assert model.runtime == "torch"
+    assert len(model.find_batch(ONNX_TEXTS)) == len(ONNX_TEXTS)
 
 
 def test_int8_transformer_answers_with_word_aligned_spans(tiny_folder: Path) -> None:
