@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 from streamtune_shared.model_card import ModelCard, VersionRejected, metric_summary
 from streamtune_shared.model_registry import RegistryLayout, fetch_card, file_checksums, verify_file
 from streamtune_shared.schemas import ModelName
@@ -50,12 +50,10 @@ def epoch_rows(card: ModelCard) -> list[dict[str, Any]]:
 
 
 def search_trials(card: ModelCard) -> list[dict[str, Any]] | None:
-    """The card's hyper-parameter search trials as plain rows, or None when the version was not searched."""
-    search = getattr(card, "search", None)
-    trials = search.get("trials") if isinstance(search, Mapping) else getattr(search, "trials", None)
-    if not trials:
+    """The card's hyper-parameter search trials as plain rows (number, params, value, state); None unsearched."""
+    if card.search is None or not card.search.trials:
         return None
-    return [trial.model_dump(mode="json") if isinstance(trial, BaseModel) else dict(trial) for trial in trials]
+    return [trial.model_dump(mode="json") for trial in card.search.trials]
 
 
 def build_report(card: ModelCard) -> dict[str, Any]:
@@ -73,7 +71,8 @@ def build_report(card: ModelCard) -> dict[str, Any]:
     }
     if card.privacy is not None:
         report["privacy"] = card.privacy.model_dump(mode="json")
-    if (trials := search_trials(card)) is not None:
+    if card.search is not None and (trials := search_trials(card)) is not None:
+        report["search"] = card.search.model_dump(mode="json", exclude={"trials"})
         report["trials"] = trials
     return report
 

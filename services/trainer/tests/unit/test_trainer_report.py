@@ -5,13 +5,12 @@ from __future__ import annotations
 import io
 import json
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import httpx
 import pytest
 from PIL import Image
 from streamtune_shared.adaptation import AdversarialOptions, AugmentationOptions
-from streamtune_shared.model_card import VersionRejected
+from streamtune_shared.model_card import CardSearch, CardTrial, VersionRejected
 from streamtune_shared.model_registry import RegistryLayout, write_version
 from streamtune_shared.schemas import TrainRequest
 from streamtune_shared.storage import sha256_hex
@@ -67,11 +66,15 @@ def test_the_report_holds_the_curves_data_the_classification_report_and_the_hype
 
 
 def test_a_searched_version_gets_its_trials_table():
-    trials = [{"number": 0, "value": 0.4, "params": {"learning_rate": 1e-4}, "state": "COMPLETE"},
-              {"number": 1, "value": None, "params": {"learning_rate": 1e-2}, "state": "PRUNED"}]
-    assert search_trials(SimpleNamespace(search={"trials": trials})) == trials
-    assert search_trials(SimpleNamespace(search=SimpleNamespace(trials=trials))) == trials
-    assert search_trials(SimpleNamespace()) is None and search_trials(_card()) is None
+    trials = [CardTrial(number=0, params={"learning_rate": 1e-4}, value=0.4, state="complete"),
+              CardTrial(number=1, params={"learning_rate": 1e-2}, value=None, state="pruned")]
+    card = _card().model_copy(update={"search": CardSearch(metric="dev_f1", direction="maximize", best_trial=0,
+                                                           trials=trials)})
+    report = build_report(card)
+    assert report["search"] == {"metric": "dev_f1", "direction": "maximize", "best_trial": 0}
+    assert report["trials"] == [{"number": 0, "params": {"learning_rate": 1e-4}, "value": 0.4, "state": "complete"},
+                                {"number": 1, "params": {"learning_rate": 1e-2}, "value": None, "state": "pruned"}]
+    assert search_trials(_card()) is None
 
 
 def test_the_curves_are_a_valid_png():
