@@ -75,9 +75,10 @@ class DPOptions(BaseModel):
 class AugmentationOptions(BaseModel):
     """Opt-in, label-preserving augmentation of the training split only (dev and test stay as they are).
 
-    Each training example gets ``copies`` augmented copies, drawn anew every epoch from ``seed``. Text: NER
-    replaces entity mentions with other mentions of the same type from the training set itself and masks words
-    outside entities; classification masks and swaps words. Sensor windows: jitter, scaling and time-warp.
+    Each training example gets ``copies`` augmented copies, drawn once from the request's ``seed`` (a resumed run
+    sees the same ones). Text: NER replaces entity mentions with other mentions of the same type from the training
+    set itself and masks words outside entities; classification masks and swaps words. Sensor windows (the labeled
+    training windows): jitter, scaling and time-warp. Refused together with ``dp``.
     """
 
     model_config = _OPTIONS
@@ -98,7 +99,10 @@ class AugmentationOptions(BaseModel):
 
 
 class AdversarialOptions(BaseModel):
-    """Opt-in adversarial training: FGM (one step) or PGD perturbations of the word embeddings."""
+    """Opt-in adversarial training: FGM (one step) or PGD perturbations of the word embeddings.
+
+    Text tasks only, with any method (a frozen embedding is perturbed but stays frozen); refused with ``dp``.
+    """
 
     model_config = _OPTIONS
 
