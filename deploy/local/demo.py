@@ -4,6 +4,8 @@ Redis and S3 come from `stack.up()` (started when not running). The demo uses Re
 the bucket `streamtune-demo`, both emptied first, starts the four services as processes, then:
 0. the privacy pillar (demo_privacy.py): PII recall by type on 298 texts never trained on, before and after
    the trainer fine-tunes `pii-ner` on an imported synthetic PII set and the anonymizer hot-reloads it;
+0b. the sensor loop (demo_sensors.py): SKAB pump recordings replayed, `pump-anomaly` trained and served, fresh
+    recordings streamed: F1 / FAR on them and the XADD -> prediction latency;
 1. replays pump-sensor events and clinical notes (NCBI-disease sentences with BIO labels, some
    with contact details) from tests/fixtures, plus duplicates and malformed entries, over Redis
    and over HTTP POST /events;
@@ -31,6 +33,7 @@ from streamtune_shared import streams
 import processes  # deploy/local, beside this script
 import stack
 from demo_privacy import PII_MODEL, print_recall, privacy_pillar
+from demo_sensors import SENSOR_DATASET, SENSOR_MODEL, sensor_loop
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -108,7 +111,7 @@ async def run() -> None:
     env = stack.up()
     redis_url = stack.redis_url_for_db(env["STREAMTUNE_REDIS_URL"], DEMO_DB)
     env = processes.service_env({**env, "STREAMTUNE_REDIS_URL": redis_url, "STREAMTUNE_S3_BUCKET": BUCKET},
-                                {"clinical-notes": MODEL})
+                                {"clinical-notes": MODEL, SENSOR_DATASET: SENSOR_MODEL})
     redis = Redis.from_url(env["STREAMTUNE_REDIS_URL"])
     await redis.flushdb()
     _demo_store(env).clear()
@@ -145,6 +148,7 @@ def _demo_store(env: dict[str, str]):
 async def demo_loop(redis: Redis, procs: dict, env: dict[str, str]) -> None:
     privacy = await privacy_pillar(redis, env, procs["anonymizer"].url("/metrics"), say, xadd_events, wait_until,
                                    follow_training)
+    await sensor_loop(redis, say, wait_until)
     pumps, notes = fixture_events("pump_events.jsonl"), fixture_events("clinical_notes.jsonl")
     first, http_batch, later = notes[:TRAIN_NOTES - 20], notes[TRAIN_NOTES - 20:TRAIN_NOTES], notes[TRAIN_NOTES:]
     malformed = [b"not json", b'{"schema_version": 2}', json.dumps({**pumps[0], "event_id": "late",
@@ -177,7 +181,7 @@ async def demo_loop(redis: Redis, procs: dict, env: dict[str, str]) -> None:
     say(f"streaming the remaining {len(later)} notes through the predictor")
 
     async def all_predicted() -> bool:
-        return await redis.xlen(streams.PREDICTIONS) >= len(notes)
+        return sum(p["dataset"] == "clinical-notes" for p in await payloads(redis, streams.PREDICTIONS)) >= len(notes)
     await wait_until(all_predicted, 180, "predictions for every clinical note")
     await summary(redis, dev_f1, status["version"], {e["event_id"] for e in later}, privacy)
 
@@ -193,7 +197,7 @@ def _short(metrics: dict) -> dict:
 
 async def summary(redis: Redis, dev_f1: list[float], version: str, streamed: set[str], privacy: dict) -> None:
     clean = await payloads(redis, streams.CLEAN)
-    predictions = await payloads(redis, streams.PREDICTIONS)
+    predictions = [p for p in await payloads(redis, streams.PREDICTIONS) if p["dataset"] == "clinical-notes"]
     # Notes sent before the model existed were held by the predictor; quote the streamed ones apart.
     latencies = sorted(p["latency_ms"] for p in predictions if p["event_id"] in streamed)
     held = sorted(p["latency_ms"] for p in predictions if p["event_id"] not in streamed)
