@@ -9,7 +9,9 @@ and the predictor loads (import only where torch is installed: the ``anomaly`` e
 
 A residual stack of dilated 1-D convolutions over time encodes a window; a 1x1 convolution reconstructs
 masked steps (pretraining on every window, labeled or not) and a linear head on the pooled encoding
-classifies the window's last event.
+classifies the window's last event. With ``smoothing`` k > 1 the score is the mean logit of the windows ending
+at the last k events (one encoding of ``window + k - 1`` events): SKAB-style anomalies are persistent, so a
+score that averages its recent past stays high through the anomaly and flickers less in normal operation.
 """
 
 from __future__ import annotations
@@ -43,10 +45,17 @@ class AnomalyNetConfig(BaseModel):
     layers: int = Field(default=3, ge=1, le=10)
     kernel: int = Field(default=5, ge=1, le=15)
     dropout: float = Field(default=0.1, ge=0, lt=1)
+    smoothing: int = Field(default=1, ge=1, le=256,
+                           description="The score is the mean logit of the last `smoothing` windows (causal).")
+
+    @property
+    def context(self) -> int:
+        """Events the network reads per score: ``window`` plus ``smoothing - 1`` older ends."""
+        return self.window + self.smoothing - 1
 
     def spec(self) -> WindowSpec:
-        """The window contract (sensor order, length, calibration) of this config."""
-        return WindowSpec(self.sensors, self.window, self.calibration_events, self.clip)
+        """The window contract (sensor order, events per input, calibration) of this config."""
+        return WindowSpec(self.sensors, self.context, self.calibration_events, self.clip)
 
 
 class _Block(nn.Module):
@@ -85,10 +94,18 @@ class AnomalyNet(nn.Module):
         return self.reconstruction(self.encode(x, mask)).transpose(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """One anomaly logit per window (its last event), (B,)."""
+        """One anomaly logit per input (its last event), (B,): the mean of the last ``smoothing`` windows' logits.
+
+        ``x`` is (B, context, S); each of those windows is pooled (mean, last step) from one shared encoding.
+        """
         h = self.encode(x)
-        pooled = torch.cat([h.mean(dim=-1), h[..., -1]], dim=-1)
-        return self.classifier(pooled).squeeze(-1)
+        window, k = min(self.config.window, h.shape[-1]), min(self.config.smoothing, h.shape[-1])
+        sums = torch.nn.functional.pad(h.cumsum(dim=-1), (1, 0))  # sums[..., t] = h[..., :t].sum(-1)
+        ends = torch.arange(h.shape[-1] - k + 1, h.shape[-1] + 1, device=h.device)  # exclusive ends of the windows
+        starts = (ends - window).clamp(min=0)
+        means = (sums[..., ends] - sums[..., starts]) / (ends - starts).to(h.dtype)
+        pooled = torch.cat([means, h[..., ends - 1]], dim=1).transpose(1, 2)  # (B, k, 2C)
+        return self.classifier(pooled).squeeze(-1).mean(dim=-1)
 
 
 def version_files(net: AnomalyNet) -> dict[str, bytes]:

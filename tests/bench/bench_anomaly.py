@@ -12,6 +12,7 @@ are over every scored row of every fold, the same rows for the three detectors, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -86,7 +87,8 @@ def run_fold(train: list[Recording], dev: list[Recording], test: list[Recording]
     net = AnomalyNet(hp.net_config(SENSORS))
     pretrain(net, build_windows([*train, *free], spec, 2 * hp.stride).x, hp, device)
     result = finetune(net, train_w, dev_w, hp, device)
-    model_pred = score_windows(net, test_w.x, device) >= result.threshold
+    model_scores = score_windows(net, test_w.x, device)
+    model_pred = model_scores >= result.threshold
 
     labeled = train_w.y >= 0
     gbm = HistGradientBoostingClassifier(max_iter=200, random_state=hp.seed)
@@ -98,13 +100,20 @@ def run_fold(train: list[Recording], dev: list[Recording], test: list[Recording]
                                        hp.false_alarm_cap)
     t2_pred = hotelling_scores(test, hp.window, spec.calibration_events) >= t2_threshold
     return {"labels": test_w.y, "model": model_pred, "gradient_boosting": gbm_pred, "hotelling_t2": t2_pred,
-            "model_threshold": np.array([result.threshold]), "model_best_epoch": np.array([result.best_epoch])}
+            "model_threshold": np.array([result.threshold]), "model_best_epoch": np.array([result.best_epoch]),
+            "model_scores": model_scores, "model_dev_scores": score_windows(net, dev_w.x, device), "dev_labels": dev_w.y}
 
 
 def summary(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """F1, FAR % and MAR % (SKAB's outlier-detection figures)."""
     m = binary_metrics(predicted, labels)
     return {"f1": round(m["f1"], 4), "far_pct": round(100 * m["far"], 2), "mar_pct": round(100 * m["mar"], 2)}
+
+
+def _override(item: str) -> tuple[str, object]:
+    name, _, value = item.partition("=")
+    kind = type(getattr(AnomalyHyperparameters(), name))
+    return name, kind(float(value)) if kind is int else kind(value)
 
 
 def main() -> None:
@@ -114,9 +123,14 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "anomaly.json")
+    parser.add_argument("--only-folds", type=str, default="",
+                        help="quick look: run only these folds (e.g. '0,2'); the reported figure is every fold")
+    parser.add_argument("--scores", type=Path, default=None, help="also save every fold's raw scores (.npz)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a hyperparameter default (for comparisons; the figure uses the defaults)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    hp = AnomalyHyperparameters()
+    hp = dataclasses.replace(AnomalyHyperparameters(), **dict(_override(item) for item in args.set))
     recordings = read_skab(args.skab)
     assert sensors_of(recordings) == tuple(sorted(SENSORS))
     labeled = [r for r in recordings if r.labeled]
@@ -124,7 +138,10 @@ def main() -> None:
     folds = folds_of(labeled, args.folds)
     started = time.perf_counter()
     parts: dict[str, list[np.ndarray]] = {}
+    only = {int(i) for i in args.only_folds.split(",") if i}
     for i, test in enumerate(folds):
+        if only and i not in only:
+            continue
         rest = [r for j, fold in enumerate(folds) if j != i for r in fold]
         dev = rest[i::max(len(rest) // 4, 1)][:4]  # about a fifth of the other files pick the thresholds
         train = [r for r in rest if r not in dev]
@@ -138,12 +155,14 @@ def main() -> None:
     out = {"benchmark": "anomaly", "dataset": "SKAB v0.9 developer portion (24 labeled files + anomaly-free)",
            "protocol": "first 400 rows of each file calibrate; folds by file; thresholds on dev files "
                        f"(best F1 with FAR <= {hp.false_alarm_cap:.0%})",
-           "folds": args.folds, "scored_rows": int(len(labels)), "anomalous_rows": int(labels.sum()),
+           "folds": args.folds, "only_folds": sorted(only), "scored_rows": int(len(labels)), "anomalous_rows": int(labels.sum()),
            "hyperparameters": hp.__dict__, "seconds": round(time.perf_counter() - started, 1),
            "thresholds": [float(t[0]) for t in parts["model_threshold"]], **figures}
     print(json.dumps(figures, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
+    if args.scores is not None:
+        np.savez_compressed(args.scores, **{f"{key}_{i}": v for key, values in parts.items() for i, v in enumerate(values)})
 
 
 if __name__ == "__main__":

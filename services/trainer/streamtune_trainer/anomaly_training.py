@@ -47,6 +47,7 @@ class AnomalyHyperparameters:
     channels: int = 32
     layers: int = 3
     dropout: float = 0.1
+    smoothing: int = 1
     seed: int = 42
     early_stopping_patience: int | None = 3
 
@@ -65,7 +66,8 @@ class AnomalyHyperparameters:
     def net_config(self, sensors: tuple[str, ...]) -> AnomalyNetConfig:
         """The network config for these sensors."""
         return AnomalyNetConfig(sensors=sensors, window=self.window, calibration_events=self.calibration_events,
-                                channels=self.channels, layers=self.layers, dropout=self.dropout)
+                                channels=self.channels, layers=self.layers, dropout=self.dropout,
+                                smoothing=self.smoothing)
 
 
 @dataclass
