@@ -21,7 +21,7 @@ from streamtune_shared.sensor_windows import Calibration, reading_matrix, slidin
 from .device_windows import EventView
 
 SCORE_DIGITS = 6
-VECTOR_CACHE_ROWS = 200_000
+VECTOR_CACHE_ROWS = 50_000
 
 
 def calibration_of(sums: Mapping[str, float], sensors: Sequence[str]) -> Calibration:

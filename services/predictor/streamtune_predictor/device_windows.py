@@ -130,7 +130,7 @@ def views_of(events: Sequence[SensorEvent], flags: Sequence[int], calibration: M
 class MemberCache:
     """Decoded members by their bytes (a member never changes), so a row read by many batches is parsed once."""
 
-    def __init__(self, limit: int = 200_000) -> None:
+    def __init__(self, limit: int = 50_000) -> None:
         self._decoded: dict[str, tuple[str, Mapping[str, float]]] = {}
         self._limit = limit
 
