@@ -29,6 +29,7 @@ import processes  # deploy/local, put on sys.path by the root conftest
 
 SENSORS = ("Current", "Pressure", "Temperature")
 CONFIG = AnomalyNetConfig(sensors=SENSORS, window=8, calibration_events=12, channels=8, layers=2)
+WINDOW = CONFIG.spec().window  # the events the predictor windows per score (window + smoothing - 1)
 DEVICES = ("pump-a", "pump-b", "pump-c", "pump-d")
 EVENTS_PER_DEVICE = 60
 CHUNK_PAUSE_S = 0.1  # one event per device per chunk
@@ -140,7 +141,7 @@ async def test_three_predictor_processes_one_killed_mid_stream(redis_client, pre
         recording = [clean_event(d, i) for i in range(EVENTS_PER_DEVICE)]
         rows = reading_matrix([e["readings"] for e in recording], SENSORS)
         x = Calibration.of(rows[:CONFIG.calibration_events]).normalize(rows, CONFIG.clip)
-        expected = AnomalyModel(net, 0.5).scores(sliding_windows(x, CONFIG.window))
+        expected = AnomalyModel(net, 0.5).scores(sliding_windows(x, WINDOW))
         served_at = [found[eid][0][0] for eid in ids]
         for i in range(CONFIG.calibration_events, len(ids)):
             if _window_was_complete(i, ids, served_at, clean_ids):
@@ -157,7 +158,7 @@ def _window_was_complete(i: int, ids: list[str], served_at: list[int], clean_ids
     ``3 * window`` newer events of its device could have been stored when it was served (the store keeps the
     newest ``4 * window``). Times are the Redis stream ids' milliseconds, compared strictly.
     """
-    window = CONFIG.window
+    window = WINDOW
     before = range(max(0, i - window + 1), i)
     if any(served_at[p] >= clean_ids[ids[i]] for p in before):
         return False
