@@ -37,8 +37,10 @@ def check_adversarial(request: TrainRequest) -> None:
 
 
 def input_embedding(model: torch.nn.Module) -> torch.nn.Parameter:
-    """The word-embedding matrix of a model (transformers or peft), or TrainingRejected when it has none."""
-    get = getattr(model, "get_input_embeddings", None)
+    """The word-embedding matrix of a model (transformers, peft, or a wrapper around a peft model), or
+    TrainingRejected when it has none."""
+    holder = model if hasattr(model, "get_input_embeddings") else getattr(model, "peft_model", model)
+    get = getattr(holder, "get_input_embeddings", None)
     embedding = get() if callable(get) else None
     weight = getattr(embedding, "weight", None)
     if not isinstance(weight, torch.nn.Parameter) or weight.dim() != 2:

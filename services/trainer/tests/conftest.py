@@ -92,7 +92,7 @@ def train_one_epoch(tiny_base_model: Path):
                               request)
         before = {name: p.detach().clone() for name, p in adapted.model.named_parameters()}
         hp = Hyperparameters(epochs=1, batch_size=4, learning_rate=1e-2, weight_decay=0.01, seed=3, max_length=16,
-                             early_stopping_patience=None, dp=request.dp)
+                             early_stopping_patience=None, dp=request.dp, adversarial=request.adversarial)
         outcome = train_model(adapted.model, data, hp, torch.device("cpu"), TrainingHooks())
         changed = {name for name, p in adapted.model.named_parameters() if not torch.equal(p.detach(), before[name])}
         return adapted, changed, outcome

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from streamtune_shared.adaptation import AdversarialOptions, DPOptions
+from streamtune_shared.adaptation import AdversarialOptions, DPOptions, FreezeOptions
 from streamtune_shared.schemas import TrainRequest
 from streamtune_trainer.adversarial import EmbeddingAttack, check_adversarial, input_embedding, project, unit
 from streamtune_trainer.domain import TOKEN_CLASSIFICATION, Example, LabelMap, TrainingRejected
@@ -115,6 +115,18 @@ def test_with_lora_the_frozen_embedding_is_attacked_but_never_trained(tiny_base_
     assert any("lora_" in n for n in changed)
     assert not any("word_embeddings" in n for n in changed)
     assert not weight.requires_grad and weight.grad is None
+    assert outcome.state.history[0]["adversarial_loss"] > 0
+
+
+@pytest.mark.parametrize(("method", "trains"), [("full", "word_embeddings"), ("freeze", "classifier"),
+                                               ("lora", "lora_"), ("prompt", "prompt_encoder")])
+def test_every_method_trains_with_fgm_and_a_frozen_embedding_stays_frozen(train_one_epoch, method, trains):
+    options = {"freeze": FreezeOptions(layers=1)} if method == "freeze" else {}  # the tiny base has 2 layers
+    adapted, changed, outcome = train_one_epoch(_request(method=method, adversarial=AdversarialOptions(), **options))
+    assert any(trains in name for name in changed)
+    embedding_changed = any("word_embeddings" in name for name in changed)
+    assert embedding_changed == (method == "full")
+    assert input_embedding(adapted.model).requires_grad == (method == "full")
     assert outcome.state.history[0]["adversarial_loss"] > 0
 
 
