@@ -4,7 +4,7 @@ and the predictor loads (import only where torch is installed: the ``anomaly`` e
     config = AnomalyNetConfig(sensors=("Current", "Pressure"), window=32, calibration_events=400)
     net = AnomalyNet(config)
     logits = net(windows)                       # (B, window, S) z-scores -> (B,) anomaly logits
-    recon = net.reconstruct(windows, mask)      # self-supervised pretraining: fill in masked time steps
+    recon = net.reconstruct(windows, mask)      # self-supervised pretraining: (B, members, window, S)
     files = version_files(net)                  # {"config.json": ..., "model.safetensors": ...}
 
 A residual stack of dilated 1-D convolutions over time encodes a window; a 1x1 convolution reconstructs
@@ -47,6 +47,7 @@ class AnomalyNetConfig(BaseModel):
     dropout: float = Field(default=0.1, ge=0, lt=1)
     smoothing: int = Field(default=1, ge=1, le=256,
                            description="The score is the mean logit of the last `smoothing` windows (causal).")
+    members: int = Field(default=1, ge=1, le=16, description="Independent networks whose mean logit is the score.")
 
     @property
     def context(self) -> int:
@@ -59,9 +60,10 @@ class AnomalyNetConfig(BaseModel):
 
 
 class _Block(nn.Module):
-    def __init__(self, channels: int, kernel: int, dilation: int, dropout: float) -> None:
+    def __init__(self, channels: int, kernel: int, dilation: int, dropout: float, groups: int) -> None:
         super().__init__()
-        self.conv = nn.Conv1d(channels, channels, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2)
+        self.conv = nn.Conv1d(channels, channels, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2,
+                              groups=groups)
         self.norm = nn.BatchNorm1d(channels)
         self.drop = nn.Dropout(dropout)
 
@@ -70,33 +72,39 @@ class _Block(nn.Module):
 
 
 class AnomalyNet(nn.Module):
-    """Dilated 1-D CNN encoder with a reconstruction head (pretraining) and a classification head."""
+    """Dilated 1-D CNN encoder with a reconstruction head (pretraining) and a classification head.
+
+    ``members`` > 1 is an ensemble of independent networks run as one: grouped convolutions keep each member's
+    channels apart, each member has its own head, and the score is the mean of the members' logits. With one
+    member the parameters are those of a plain network (configs written before ensembles load unchanged).
+    """
 
     def __init__(self, config: AnomalyNetConfig) -> None:
         super().__init__()
         self.config = config
-        sensors, channels = len(config.sensors), config.channels
+        sensors, members, channels = len(config.sensors), config.members, config.channels * config.members
         self.embed = nn.Conv1d(sensors + 1, channels, 1)  # +1: the mask-indicator channel
         kernel = config.kernel if config.kernel % 2 else config.kernel + 1  # odd: 'same' padding keeps the length
-        self.blocks = nn.Sequential(*(_Block(channels, kernel, 2 ** i, config.dropout) for i in range(config.layers)))
-        self.reconstruction = nn.Conv1d(channels, sensors, 1)
-        self.classifier = nn.Linear(2 * channels, 1)
+        self.blocks = nn.Sequential(*(_Block(channels, kernel, 2 ** i, config.dropout, members)
+                                      for i in range(config.layers)))
+        self.reconstruction = nn.Conv1d(channels, sensors * members, 1, groups=members)
+        self.classifier = nn.Linear(2 * config.channels, members)  # row m: member m's head
 
     def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, W, S) -> (B, C, W); masked time steps (B, W) are zeroed and flagged."""
+        """(B, W, S) -> (B, members * C, W); masked time steps (B, W) are zeroed and flagged."""
         flag = torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device) if mask is None else mask.to(x.dtype)
         x = x * (1 - flag).unsqueeze(-1)
         h = torch.cat([x, flag.unsqueeze(-1)], dim=-1).transpose(1, 2)
         return self.blocks(self.embed(h))
 
     def reconstruct(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The window as the network fills it in from its unmasked steps, (B, W, S)."""
-        return self.reconstruction(self.encode(x, mask)).transpose(1, 2)
+        """Each member's fill-in of the window from its unmasked steps, (B, members, W, S)."""
+        out = self.reconstruction(self.encode(x, mask))
+        return out.view(x.shape[0], self.config.members, len(self.config.sensors), -1).transpose(2, 3)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """One anomaly logit per input (its last event), (B,): the mean of the last ``smoothing`` windows' logits.
-
-        ``x`` is (B, context, S); each of those windows is pooled (mean, last step) from one shared encoding.
+    def member_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Each member's logit of each input (its last event), (B, members): the mean of the logits of the windows
+        ending at the last ``smoothing`` events, all pooled (mean, last step) from one encoding of ``x`` (B, context, S).
         """
         h = self.encode(x)
         window, k = min(self.config.window, h.shape[-1]), min(self.config.smoothing, h.shape[-1])
@@ -104,8 +112,15 @@ class AnomalyNet(nn.Module):
         ends = torch.arange(h.shape[-1] - k + 1, h.shape[-1] + 1, device=h.device)  # exclusive ends of the windows
         starts = (ends - window).clamp(min=0)
         means = (sums[..., ends] - sums[..., starts]) / (ends - starts).to(h.dtype)
-        pooled = torch.cat([means, h[..., ends - 1]], dim=1).transpose(1, 2)  # (B, k, 2C)
-        return self.classifier(pooled).squeeze(-1).mean(dim=-1)
+        pooled = torch.cat([means, h[..., ends - 1]], dim=1)  # (B, 2 * members * C, k): means first, then lasts
+        pooled = pooled.view(x.shape[0], 2, self.config.members, self.config.channels, k).transpose(1, 2)
+        pooled = pooled.reshape(x.shape[0], self.config.members, 2 * self.config.channels, k)
+        logits = torch.einsum("bmck,mc->bmk", pooled, self.classifier.weight) + self.classifier.bias[:, None]
+        return logits.mean(dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """One anomaly logit per input (its last event), (B,): the members' mean."""
+        return self.member_logits(x).mean(dim=-1)
 
 
 def version_files(net: AnomalyNet) -> dict[str, bytes]:

@@ -48,6 +48,7 @@ class AnomalyHyperparameters:
     layers: int = 3
     dropout: float = 0.1
     smoothing: int = 1
+    members: int = 1
     seed: int = 42
     early_stopping_patience: int | None = 3
 
@@ -67,7 +68,7 @@ class AnomalyHyperparameters:
         """The network config for these sensors."""
         return AnomalyNetConfig(sensors=sensors, window=self.window, calibration_events=self.calibration_events,
                                 channels=self.channels, layers=self.layers, dropout=self.dropout,
-                                smoothing=self.smoothing)
+                                smoothing=self.smoothing, members=self.members)
 
 
 @dataclass
@@ -97,8 +98,8 @@ def pretrain(net: AnomalyNet, x: np.ndarray, hp: AnomalyHyperparameters, device:
         for index in _batches(len(x), hp.batch_size, rng):
             batch = torch.from_numpy(x[index]).to(device)
             mask = torch.from_numpy(rng.random(batch.shape[:2]) < hp.mask_ratio).to(device)
-            recon = net.reconstruct(batch, mask)
-            loss = ((recon - batch) ** 2)[mask].mean()
+            error = ((net.reconstruct(batch, mask) - batch.unsqueeze(1)) ** 2).mean(dim=1)  # each member's own fit
+            loss = error[mask].mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -125,8 +126,9 @@ def finetune(net: AnomalyNet, train: WindowSet, dev: WindowSet, hp: AnomalyHyper
         net.to(device).train()
         total = 0.0
         for index in _batches(len(x), hp.batch_size, rng):
-            logits = net(torch.from_numpy(x[index]).to(device))
-            loss = loss_fn(logits, torch.from_numpy(y[index]).to(device))
+            logits = net.member_logits(torch.from_numpy(x[index]).to(device))  # each member learns on its own
+            target = torch.from_numpy(y[index]).to(device).unsqueeze(1).expand_as(logits)
+            loss = loss_fn(logits, target)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

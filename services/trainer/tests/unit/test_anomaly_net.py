@@ -73,3 +73,23 @@ def test_inputs_shorter_than_the_context_still_score(length: int):
     net = AnomalyNet(CONFIG.model_copy(update={"smoothing": 4})).eval()
     with torch.inference_mode():
         assert net(torch.randn(2, length, 2)).shape == (2,)
+
+
+def test_an_ensemble_scores_the_mean_logit_of_independent_members():
+    # Three plain networks packed into one grouped network: the same members, scored together.
+    torch.manual_seed(2)
+    config = CONFIG.model_copy(update={"smoothing": 3})
+    singles = [AnomalyNet(config).eval() for _ in range(3)]
+    ensemble = AnomalyNet(config.model_copy(update={"members": 3})).eval()
+    states = [net.state_dict() for net in singles]
+    packed = {name: torch.cat([state[name] for state in states]) if states[0][name].dim() else states[0][name]
+              for name in states[0]}
+    ensemble.load_state_dict(packed)
+    x = torch.randn(4, config.spec().window, 2)
+    with torch.inference_mode():
+        each = torch.stack([net(x) for net in singles], dim=1)
+        assert torch.allclose(ensemble.member_logits(x), each, atol=1e-5)
+        assert torch.allclose(ensemble(x), each.mean(dim=1), atol=1e-5)
+        mask = torch.rand(4, x.shape[1]) < 0.3
+        recon = torch.stack([net.reconstruct(x, mask)[:, 0] for net in singles], dim=1)
+        assert torch.allclose(ensemble.reconstruct(x, mask), recon, atol=1e-5)
