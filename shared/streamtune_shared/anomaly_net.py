@@ -48,6 +48,8 @@ class AnomalyNetConfig(BaseModel):
     smoothing: int = Field(default=1, ge=1, le=256,
                            description="The score is the mean logit of the last `smoothing` windows (causal).")
     members: int = Field(default=1, ge=1, le=16, description="Independent networks whose mean logit is the score.")
+    compress: bool = Field(default=False, description="asinh of the z-scores: large deviations stay distinct "
+                                                      "(under a high clip) without dominating small ones.")
 
     @property
     def context(self) -> int:
@@ -90,15 +92,20 @@ class AnomalyNet(nn.Module):
         self.reconstruction = nn.Conv1d(channels, sensors * members, 1, groups=members)
         self.classifier = nn.Linear(2 * config.channels, members)  # row m: member m's head
 
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The z-scores as the network reads them (and reconstructs them): asinh-compressed where configured."""
+        return torch.asinh(x) if self.config.compress else x
+
     def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, W, S) -> (B, members * C, W); masked time steps (B, W) are zeroed and flagged."""
+        """(B, W, S) z-scores -> (B, members * C, W); masked time steps (B, W) are zeroed and flagged."""
+        x = self.inputs(x)
         flag = torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device) if mask is None else mask.to(x.dtype)
         x = x * (1 - flag).unsqueeze(-1)
         h = torch.cat([x, flag.unsqueeze(-1)], dim=-1).transpose(1, 2)
         return self.blocks(self.embed(h))
 
     def reconstruct(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Each member's fill-in of the window from its unmasked steps, (B, members, W, S)."""
+        """Each member's fill-in of the window's ``inputs`` from its unmasked steps, (B, members, W, S)."""
         out = self.reconstruction(self.encode(x, mask))
         return out.view(x.shape[0], self.config.members, len(self.config.sensors), -1).transpose(2, 3)
 

@@ -113,6 +113,8 @@ def summary(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 def _override(item: str) -> tuple[str, object]:
     name, _, value = item.partition("=")
     kind = type(getattr(AnomalyHyperparameters(), name))
+    if kind is bool:
+        return name, value.lower() in ("1", "true", "yes")
     return name, kind(float(value)) if kind is int else kind(value)
 
 

@@ -49,6 +49,8 @@ class AnomalyHyperparameters:
     dropout: float = 0.1
     smoothing: int = 1
     members: int = 1
+    clip: float = 10.0
+    compress: bool = False
     seed: int = 42
     early_stopping_patience: int | None = 3
 
@@ -68,7 +70,8 @@ class AnomalyHyperparameters:
         """The network config for these sensors."""
         return AnomalyNetConfig(sensors=sensors, window=self.window, calibration_events=self.calibration_events,
                                 channels=self.channels, layers=self.layers, dropout=self.dropout,
-                                smoothing=self.smoothing, members=self.members)
+                                smoothing=self.smoothing, members=self.members, clip=self.clip,
+                                compress=self.compress)
 
 
 @dataclass
@@ -98,7 +101,8 @@ def pretrain(net: AnomalyNet, x: np.ndarray, hp: AnomalyHyperparameters, device:
         for index in _batches(len(x), hp.batch_size, rng):
             batch = torch.from_numpy(x[index]).to(device)
             mask = torch.from_numpy(rng.random(batch.shape[:2]) < hp.mask_ratio).to(device)
-            error = ((net.reconstruct(batch, mask) - batch.unsqueeze(1)) ** 2).mean(dim=1)  # each member's own fit
+            target = net.inputs(batch).unsqueeze(1)
+            error = ((net.reconstruct(batch, mask) - target) ** 2).mean(dim=1)  # each member's own fit
             loss = error[mask].mean()
             optimizer.zero_grad()
             loss.backward()

@@ -93,3 +93,12 @@ def test_an_ensemble_scores_the_mean_logit_of_independent_members():
         mask = torch.rand(4, x.shape[1]) < 0.3
         recon = torch.stack([net.reconstruct(x, mask)[:, 0] for net in singles], dim=1)
         assert torch.allclose(ensemble.reconstruct(x, mask), recon, atol=1e-5)
+
+
+def test_compression_keeps_large_deviations_apart_and_small_ones_nearly_unchanged():
+    net = AnomalyNet(CONFIG.model_copy(update={"compress": True, "clip": 1000.0}))
+    z = torch.tensor([0.5, 10.0, 200.0])
+    read = net.inputs(z)
+    assert read[0] == pytest.approx(0.48, abs=0.01)
+    assert read[2] - read[1] > 2  # 10 and 200 standard deviations stay distinct (a clip at 10 would merge them)
+    assert torch.equal(AnomalyNet(CONFIG).inputs(z), z)
