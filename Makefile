@@ -52,6 +52,7 @@ bench: install
 	$(BIN)/python tests/bench/bench_dataplane.py
 	$(BIN)/python tests/bench/bench_predictor.py
 	$(BIN)/python tests/bench/bench_training.py
+	$(BIN)/python tests/bench/bench_methods.py --max-train-sentences 600 --max-dev-sentences 200 --epochs 1 --threads 1
 	$(BIN)/python tests/bench/bench_pii.py
 	$(BIN)/python tests/bench/bench_pii_utility.py
 	$(BIN)/python tests/bench/bench_anomaly.py
