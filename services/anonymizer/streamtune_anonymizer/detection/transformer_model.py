@@ -64,7 +64,7 @@ class TransformerEntityModel:
 
     def __init__(self, folder: str | Path, *, max_length: int = 128, batch_size: int = 64,
                  quantize: bool = False, num_threads: int | None = None, device: str = "cpu",
-                 outside_threshold: float | None = None, runtime: str = "torch") -> None:
+                 outside_threshold: float | None = None, runtime: str = "torch", read_at_alnum: bool = True) -> None:
         import torch  # noqa: PLC0415  (seconds of import; only a service that loads a model pays)
         from transformers import AutoModelForTokenClassification, AutoTokenizer  # noqa: PLC0415
 
@@ -91,6 +91,9 @@ class TransformerEntityModel:
         # None: each word takes its most probable tag. A threshold t: a word is an entity (its most probable
         # entity tag) unless the model gives "O" a probability of at least t, trading precision for recall.
         self.outside_threshold = outside_threshold
+        vocabulary = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
+        self._alnum = [any(c.isalnum() for c in piece or "") for piece in vocabulary]
+        self.read_at_alnum = read_at_alnum
         self._outside_id = next((i for i, tag in self.id2label.items() if tag == OUTSIDE), None)
         self._torch = torch
         self._specials = _special_wrapping(self.tokenizer)
@@ -141,11 +144,28 @@ class TransformerEntityModel:
         else:
             logits = self.model(**encoded.to(self.device)).logits.float()
         best_scores, best_ids = (t.tolist() for t in self._best_tags(self._torch.softmax(logits, dim=-1)))
-        for row, ((_, word_ids), window) in enumerate(zip(rows, chunk, strict=True)):
-            window_tags, window_scores = word_tags(first_pieces(word_ids), window.stop - window.first,
+        for row, ((row_ids, word_ids), window) in enumerate(zip(rows, chunk, strict=True)):
+            window_tags, window_scores = word_tags(self._reading_pieces(row_ids, word_ids), window.stop - window.first,
                                                    best_ids[row], best_scores[row], self.id2label)
             tags[window.text][window.first:window.stop] = window_tags
             scores[window.text][window.first:window.stop] = window_scores
+
+    def _reading_pieces(self, row_ids: list[int], word_ids: list) -> dict[int, int]:
+        """Where each word's tag is read: its first piece, or its first piece with a letter or digit when it
+        starts with punctuation (">Ella", "(John", '"Acme'): a lone ">" piece says little about the name."""
+        firsts = first_pieces(word_ids)
+        if not self.read_at_alnum:
+            return firsts
+        settled: set[int] = set()
+        for piece, word in enumerate(word_ids):
+            if word is None or word in settled:
+                continue
+            if self._alnum[row_ids[firsts[word]]]:
+                settled.add(word)
+            elif self._alnum[row_ids[piece]]:
+                firsts[word] = piece
+                settled.add(word)
+        return firsts
 
     def _best_tags(self, probabilities):
         """Each piece's (score, tag id): the most probable tag, or with a threshold, "O" only when that sure."""

@@ -73,7 +73,44 @@ def _organization(fake: Faker, rng: random.Random) -> str:
         words = [rng.choice(vocabulary()["org_words"]) for _ in range(rng.randint(1, 2))]
         suffix = rng.choice(vocabulary()["org_suffixes"]) if rng.random() < 0.6 else ""
         return " ".join([*words, suffix]).strip()
-    return _invented_brand(rng)
+    if roll < 0.85:
+        return _invented_brand(rng)
+    return _phrase_organization(fake, rng)
+
+
+def _phrase_organization(fake: Faker, rng: random.Random) -> str:
+    """A name made of title-cased business words: "Scalable Data Partners", "Markets And Metrics Inc"."""
+    words = [w for w in _english(rng).bs().replace("-", " ").split() if w.isalpha()]
+    rng.shuffle(words)
+    picked = [w.capitalize() for w in words[:rng.randint(1, 3)]] or [fake.last_name()]
+    if len(picked) >= 2 and rng.random() < 0.3:
+        picked.insert(rng.randint(1, len(picked) - 1), rng.choice(("And", "&", "of")))
+    if rng.random() < 0.5:
+        picked.append(rng.choice(vocabulary()["org_descriptors"] + vocabulary()["org_suffixes"]))
+    return " ".join(picked)
+
+
+@cache
+def _english_faker() -> Faker:
+    return Faker("en_US")
+
+
+def _english(rng: random.Random) -> Faker:
+    """An English Faker seeded from ``rng`` (job titles and business words fit the English templates)."""
+    fake = _english_faker()
+    fake.seed_instance(rng.randrange(2**32))
+    return fake
+
+
+def _job_title(fake: Faker, rng: random.Random) -> str:
+    """A job title as written in running text: "Technical author", "air broker", "Chief Financial Officer"."""
+    title = _english(rng).job().split(",")[0].split("(")[0].strip()
+    roll = rng.random()
+    if roll < 0.3:
+        return title.lower()
+    if roll < 0.6:
+        return " ".join(w.capitalize() for w in title.split())
+    return title
 
 
 def _invented_brand(rng: random.Random) -> str:
@@ -141,6 +178,7 @@ PLACEHOLDERS: dict[str, Placeholder] = {
     "FIRST_NAME": _ner("PERSON", lambda fake, rng: fake.first_name()),
     "LAST_NAME": _ner("PERSON", lambda fake, rng: fake.last_name()),
     "TITLE": _ner("TITLE", _pick("titles")),
+    "JOB_TITLE": _ner("TITLE", _job_title),
     "ORGANIZATION": _ner("ORGANIZATION", _organization),
     "CITY": _ner("LOCATION", lambda fake, rng: fake.city()),
     "COUNTRY": _ner("LOCATION", lambda fake, rng: fake.country() if rng.random() < 0.6

@@ -161,6 +161,19 @@ def test_onnx_runtime_falls_back_to_torch_when_missing(tiny_folder: Path, monkey
     assert len(model.find_batch(ONNX_TEXTS)) == len(ONNX_TEXTS)
 
 
+def test_a_word_opening_with_punctuation_is_read_at_its_first_letter_piece(tiny_folder: Path) -> None:
+    model = TransformerEntityModel(tiny_folder)
+    encoded = model.tokenizer([">Ann", "Lee", "(", "«Bo»"], is_split_into_words=True, add_special_tokens=False)
+    ids, word_ids = encoded["input_ids"], encoded.word_ids()
+    reading = model._reading_pieces(ids, word_ids)
+    pieces = model.tokenizer.convert_ids_to_tokens(ids)
+    assert pieces[reading[0]].lstrip("#") == "ann" and pieces[reading[1]] == "lee"
+    assert reading[2] == word_ids.index(2)  # no letter at all: its first piece
+    assert pieces[reading[3]].lstrip("#").startswith("b")
+    model.read_at_alnum = False
+    assert model._reading_pieces(ids, word_ids) == {w: word_ids.index(w) for w in range(4)}
+
+
 def test_int8_transformer_answers_with_word_aligned_spans(tiny_folder: Path) -> None:
     texts = ["Anna Lee lives in Oslo", ""]
     result = TransformerEntityModel(tiny_folder, quantize=True).find_batch(texts)
