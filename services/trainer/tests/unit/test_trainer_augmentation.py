@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -215,3 +216,30 @@ def test_augmentation_with_dp_is_refused():
                            augmentation=AugmentationOptions(), dp=DPOptions(target_epsilon=8))
     with pytest.raises(TrainingRejected, match="augmentation cannot be combined with dp"):
         check_regularizers(request)
+
+
+def test_a_sensor_anomaly_run_fine_tunes_on_the_augmented_labeled_windows(monkeypatch):
+    import torch
+    from streamtune_trainer import anomaly_pipeline
+    from streamtune_trainer.anomaly_data import Recording, RecordingSplits
+    from streamtune_trainer.anomaly_training import AnomalyHyperparameters
+
+    def recording(device: int) -> Recording:
+        rng = np.random.default_rng(device)
+        readings = tuple({"a": float(v), "b": float(-v)} for v in rng.normal(size=60))
+        return Recording(f"d{device}", readings, np.array([0] * 40 + [1] * 20))
+
+    seen: list[int] = []
+
+    def finetune(net, train, dev, hp, device, on_epoch, should_stop):
+        seen.append(int((train.y != UNLABELED).sum()))
+        raise RuntimeError("stop after the data phase")
+
+    monkeypatch.setattr(anomaly_pipeline, "finetune", finetune)
+    splits = RecordingSplits(train=(recording(0), recording(1)), dev=(recording(2),), test=(recording(3),))
+    hp = AnomalyHyperparameters(window=8, stride=2, calibration_events=10, pretrain_epochs=0)
+    ctx = SimpleNamespace(report=lambda **_: None, should_stop=lambda: False)
+    for augmentation in (None, AugmentationOptions(copies=2)):
+        with pytest.raises(RuntimeError, match="stop after the data phase"):
+            anomaly_pipeline.train_network(hp, ("a", "b"), splits, ctx, torch.device("cpu"), augmentation)
+    assert seen[1] == 3 * seen[0] > 0
