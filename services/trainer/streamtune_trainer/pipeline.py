@@ -41,18 +41,17 @@ from .domain import TOKEN_CLASSIFICATION, DatasetSplits, LabelMap, TrainingRejec
 from .encoding import encode_examples
 from .evaluation import evaluate
 from .methods import AdaptedModel, adapt_model, adapter_summary, dropout_overrides
+from .regularization import check_regularizers, regularization_status
 from .report import attach_report
 from .training import (
     Hyperparameters,
     TrainingData,
     TrainingHooks,
     TrainingOutcome,
-    check_regularizers,
     count_steps,
     load_model,
     load_tokenizer,
     pick_device,
-    regularization_status,
     seed_everything,
     train_model,
 )

@@ -23,7 +23,7 @@ from transformers import (
     get_scheduler,
 )
 
-from .adversarial import EmbeddingAttack, check_adversarial
+from .adversarial import EmbeddingAttack
 from .checkpoint import Checkpoint, RunState
 from .domain import TOKEN_CLASSIFICATION, Example, LabelMap, TrainingRejected
 from .encoding import EncodedExample, epoch_generator, iterate_batches
@@ -95,20 +95,6 @@ class TrainingOutcome:
     samples_per_s: float
     resumed_from_epoch: int = 0
     privacy: CardPrivacy | None = None
-
-
-def check_regularizers(request: TrainRequest) -> None:
-    """Refuse augmentation or adversarial training where they cannot work or would void a guarantee."""
-    check_adversarial(request)
-    if request.augmentation is not None and request.dp is not None:
-        raise TrainingRejected("augmentation cannot be combined with dp: an augmented copy (and a replaced "
-                               "mention) carries a row into other examples, so the epsilon would not hold per row")
-
-
-def regularization_status(request: TrainRequest) -> dict[str, Any]:
-    """The augmentation and adversarial options a run uses, for its train.status metrics (empty when off)."""
-    chosen = {"augmentation": request.augmentation, "adversarial": request.adversarial}
-    return {name: options.model_dump(mode="json") for name, options in chosen.items() if options is not None}
 
 
 def seed_everything(seed: int) -> None:

@@ -34,7 +34,7 @@ from streamtune_trainer.domain import (
     LabelMap,
     TrainingRejected,
 )
-from streamtune_trainer.training import check_regularizers
+from streamtune_trainer.regularization import check_regularizers
 
 MASK = "[MASK]"
 TRAIN = (
