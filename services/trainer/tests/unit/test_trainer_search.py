@@ -17,7 +17,8 @@ from streamtune_trainer.checkpoint import RunState
 from streamtune_trainer.config import TrainerSettings
 from streamtune_trainer.domain import TrainingRejected
 from streamtune_trainer.pipeline import RunContext
-from streamtune_trainer.search import plan_search, run_search, trial_request
+from streamtune_trainer.search import run_search
+from streamtune_trainer.search_space import plan_search, trial_request
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
