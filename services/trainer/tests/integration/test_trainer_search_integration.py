@@ -117,3 +117,23 @@ async def _pending_on(redis, consumer: str, crashed: bool) -> bool:
         return False
     pending = await redis.xpending_range(streams.TRAIN_REQUESTS, GROUP, min="-", max="+", count=10)
     return [p["consumer"] for p in pending] == [consumer.encode()]
+
+
+async def test_a_search_for_an_unknown_metric_fails_with_its_reason_and_is_acknowledged(
+        redis_client, infra_settings, object_store, clinical_events, write_shards, tiny_base_model):
+    await _queue_search(redis_client, object_store, clinical_events, write_shards, tiny_base_model,
+                        request_id="it-search-bleu", model_name="bleu-search",
+                        search={"space": SPACE, "trials": 2, "metric": "dev_bleu"})
+
+    app = create_app(TrainerSettings(infra=infra_settings))
+    async with app.start_lifespan_context():
+        await wait_until(lambda: _failed(redis_client), "the failed status", 120)
+
+    [failed] = [s for s in await _messages(redis_client, streams.TRAIN_STATUS) if s["state"] == "failed"]
+    assert "unknown search metric 'dev_bleu'" in failed["message"] and "dev_f1" in failed["message"]
+    assert await redis_client.xlen(streams.MODELS_PUBLISHED) == 0
+    assert (await redis_client.xpending(streams.TRAIN_REQUESTS, GROUP))["pending"] == 0
+
+
+async def _failed(redis) -> bool:
+    return any(s["state"] == "failed" for s in await _messages(redis, streams.TRAIN_STATUS))
