@@ -14,6 +14,7 @@ holds for it, card aside). Runs:
     lora-dp1, lora-dp8                   LoRA with DP-SGD at target epsilon 1 and 8 (delta 1e-4)
     hf-trainer                           transformers.Trainer, full fine-tune, same model/data/batch/epochs/lr
     pad128                               the full run with every batch padded to 128 tokens (the seed's way)
+    full-dapt                            masked-LM training of MiniLM on the train texts first (dapt defaults)
 
 The ratios printed at the end compare samples/s of ``full`` with hf-trainer and pad128, measured in this run.
 """
@@ -37,7 +38,7 @@ from streamtune_shared.schemas import TrainRequest
 from streamtune_shared.testing import InMemoryObjectStore
 from streamtune_shared.word_labels import IGNORE_INDEX
 from streamtune_trainer import training
-from streamtune_trainer.artifacts import MINILM
+from streamtune_trainer.artifacts import MINILM, resolve_base_model
 from streamtune_trainer.card import library_versions
 from streamtune_trainer.domain import TOKEN_CLASSIFICATION, DatasetSplits, TrainingRejected, build_label_map
 from streamtune_trainer.evaluation import evaluate
@@ -57,6 +58,7 @@ RUNS: dict[str, dict[str, Any]] = {
     "lora-dp8": {"method": "lora", "dp": {"target_epsilon": 8, "delta": DELTA}},
     "hf-trainer": {"method": "full"},
     "pad128": {"method": "full"},
+    "full-dapt": {"method": "full", "dapt": {}},
 }
 FIXED_WIDTH = 128
 
@@ -118,8 +120,11 @@ def run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
     seed_everything(hp.seed)
     result: dict[str, Any] = {"run": name, "method": request.method, "learning_rate": hp.learning_rate}
     with tempfile.TemporaryDirectory(prefix="bench-methods-") as tmp:
+        base = MINILM
+        if request.dapt is not None:
+            base, result["dapt"] = adapted_base(request, splits, Path(tmp))
         try:
-            loaded = adapt_phase(request, load_base(MINILM, splits.label_map, InMemoryObjectStore(), Path(tmp)))
+            loaded = adapt_phase(request, load_base(base, splits.label_map, InMemoryObjectStore(), Path(tmp)))
         except TrainingRejected as exc:
             return {**result, "refused": str(exc), "peak_rss_mb": peak_rss_mb()}
         data = encode_splits(splits, loaded, hp)
@@ -138,6 +143,29 @@ def run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
         files = version_files(loaded, splits.label_map, Path(tmp))
     return {**result, "version_bytes": sum(len(b) for b in files.values()), "peak_rss_mb": peak_rss_mb(),
             "device": describe(device)}
+
+
+def adapted_base(request: TrainRequest, splits: DatasetSplits, workdir: Path) -> tuple[str, dict[str, Any]]:
+    """The trainer's DAPT phase on the train texts: a MiniLM folder after masked-LM training, and its losses."""
+    from streamtune_trainer.dapt import dev_batches, load_mlm, mlm_loss, saved_files, train_mlm  # noqa: PLC0415
+    from streamtune_trainer.training import load_tokenizer  # noqa: PLC0415
+
+    folder = resolve_base_model(MINILM, InMemoryObjectStore(), workdir)
+    tokenizer = load_tokenizer(folder)
+    model, _ = load_mlm(folder, None)
+    device = pick_device()
+    texts, dev = [e.text for e in splits.train], [e.text for e in splits.dev]
+    before = mlm_loss(model.to(device), dev_batches(tokenizer, dev, 128, request.dapt), device)
+    started = time.perf_counter()
+    history = train_mlm(model, tokenizer, texts, dev, request.dapt, 128, request.seed, device)
+    seconds = time.perf_counter() - started
+    out = workdir / "adapted"
+    for name, data in saved_files(model, tokenizer, workdir).items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(data)
+    seed_everything(request.seed)
+    return str(out), {"dev_mlm_loss_before": before, "dev_mlm_loss_after": history[-1]["dev"]["loss"],
+                      "seconds": seconds, "options": request.dapt.model_dump()}
 
 
 def train_with_hf_trainer(loaded: Any, data: Any, hp: Hyperparameters, device: torch.device) -> dict[str, Any]:
@@ -187,6 +215,8 @@ def table_line(r: dict[str, Any]) -> str:
     if "refused" in r or "error" in r:
         return f"{r['run']:>10} | {'REFUSED: ' + r['refused'] if 'refused' in r else 'ERROR: ' + str(r['error'])}"
     eps = f" eps={r['epsilon']:.2f}" if r.get("epsilon") is not None else ""
+    if "dapt" in r:
+        eps += f" dev MLM loss {r['dapt']['dev_mlm_loss_before']:.3f} -> {r['dapt']['dev_mlm_loss_after']:.3f}"
     return (f"{r['run']:>10} | dev F1 {r['dev_f1']:.4f} | trainable {r['trainable_parameters']:>10,} | "
             f"{r['samples_per_s']:7.1f} samples/s | peak RSS {r['peak_rss_mb']:6.0f} MB | "
             f"version {r['version_bytes'] / 1e6:7.2f} MB{eps}")
