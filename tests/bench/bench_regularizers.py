@@ -99,14 +99,17 @@ def main(argv: list[str] | None = None) -> int:
     label_map = build_label_map(TOKEN_CLASSIFICATION, [*train, *dev])
     splits = DatasetSplits(train=tuple(train), dev=tuple(dev), test=(), label_map=label_map, skipped=0)
     print(f"{len(train)} train / {len(dev)} dev sentences, {args.epochs} epochs, {describe(pick_device())}", flush=True)
-    runs = [run_config(name, splits, args) for name in args.configs]
-    reference = next((r["best_dev_f1"] for r in runs if r["config"] == "off"), None)
-    if reference is not None:
+    runs: list[dict[str, Any]] = []
+    for name in args.configs:
+        runs.append(run_config(name, splits, args))
+        reference = next((r["best_dev_f1"] for r in runs if r["config"] == "off"), None)
         for run in runs:
-            run["dev_f1_vs_off"] = run["best_dev_f1"] - reference
-    write_result(args.out, {"arguments": sys.argv[1:] if argv is None else argv, "train_sentences": len(train),
-                            "dev_sentences": len(dev), "device": describe(pick_device()), "runs": runs,
-                            "libraries": library_versions()})
+            if reference is not None:
+                run["dev_f1_vs_off"] = run["best_dev_f1"] - reference
+        # Written after every configuration, so a long run stopped midway keeps what it measured.
+        write_result(args.out, {"arguments": sys.argv[1:] if argv is None else argv, "train_sentences": len(train),
+                                "dev_sentences": len(dev), "device": describe(pick_device()), "runs": runs,
+                                "complete": len(runs) == len(args.configs), "libraries": library_versions()})
     print(f"wrote {args.out}", flush=True)
     return 0
 
