@@ -196,11 +196,10 @@ def run_epoch(model: torch.nn.Module, data: TrainingData, hp: Hyperparameters, e
         if hooks.should_stop():
             raise TrainingInterrupted(f"stopped during epoch {epoch}")
         batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast(device, hp.bf16):
-            loss = model(**batch).loss
+        loss = batch_loss(model, batch, device, hp)
         loss.backward()
         if attack is not None:
-            adversarial_sum += attack.backward(lambda: _loss(model, batch, device, hp)) or 0.0
+            adversarial_sum += attack.backward(lambda: batch_loss(model, batch, device, hp)) or 0.0
         if hp.max_grad_norm is not None and hp.dp is None:  # DP-SGD clips per sample instead
             torch.nn.utils.clip_grad_norm_(model.parameters(), hp.max_grad_norm)
         optimizer.step()
@@ -217,8 +216,9 @@ def run_epoch(model: torch.nn.Module, data: TrainingData, hp: Hyperparameters, e
     return {**stats, "adversarial_loss": adversarial_sum / steps} if attack is not None else stats
 
 
-def _loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], device: torch.device,
-          hp: Hyperparameters) -> torch.Tensor:
+def batch_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], device: torch.device,
+               hp: Hyperparameters) -> torch.Tensor:
+    """The model's loss on one batch (bf16 autocast on CUDA)."""
     with autocast(device, hp.bf16):
         return model(**batch).loss
 
