@@ -81,6 +81,7 @@ def render_curves(report: Mapping[str, Any]) -> bytes:
     """A PNG of the losses (train, adversarial, dev) and the dev metrics per epoch."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     rows = report["epochs"]
     epochs = [row["epoch"] for row in rows]
@@ -97,6 +98,7 @@ def render_curves(report: Mapping[str, Any]) -> bytes:
     for axes, title in ((losses, "loss"), (metrics, "dev metrics")):
         axes.set_title(title)
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize="small")
