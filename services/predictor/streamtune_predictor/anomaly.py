@@ -68,7 +68,7 @@ class AnomalyModel:
 
     def _vector(self, row: Mapping[str, float]) -> np.ndarray:
         """A row's readings in sensor order, remembered with the row: the device window stores hand the same row
-        object to every batch that windows it (``MemberCache``), so each event is converted once."""
+        object to every batch that windows it (``RowCache``), so each event is converted once."""
         found = self._vectors.get(id(row))
         if found is None:  # the cache holds the row itself, so its id cannot be reused while it is cached
             if len(self._vectors) >= VECTOR_CACHE_ROWS:

@@ -5,10 +5,13 @@ first, so consecutive events of one device land on different replicas, and a ``k
 pending entries to another. Keeping the window in Redis, ordered by ``ts`` and updated atomically, makes every
 replica see the same history without re-partitioning the stream.
 
-Per dataset and device (keys under ``streamtune:predictor:device:<dataset>:<device>``):
+Per dataset and device (keys under ``streamtune:predictor:device:v2:<dataset>:<device>``):
 
-- ``...:win``   sorted set, score = ts (epoch s), member = the event's JSON ``{"id", "r"}``; trimmed to the
-  newest ``4 * window`` (slack for late, out-of-order events). Re-adding a redelivered event is a no-op.
+- ``...:win``   sorted set, score = ts (epoch s), member = the event id; trimmed to the newest ``4 * window``
+  (slack for late, out-of-order events). Re-adding a redelivered event is a no-op.
+- ``...:rows``  hash, event id -> its readings as JSON, for the ids in ``...:win``. The script returns a
+  window's ids and ts only, and a replica fetches just the rows it has not seen (``RowCache``): each row
+  crosses the network about once per replica, not once per window that holds it.
 - ``...:cal``   hash of the calibration sums ``n``, ``s|<sensor>``, ``q|<sensor>``, ``c|<sensor>`` over the
   device's first ``calibration_events`` events (in arrival order), then frozen;
 - ``...:calids`` the ids of those events, so a redelivered one is still "calibrating" and counted once.
@@ -20,26 +23,28 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
 
-KEY_PREFIX = "streamtune:predictor:device:"
+KEY_PREFIX = "streamtune:predictor:device:v2:"  # v2: ids in the sorted set, readings in a hash beside it
+_HDEL_CHUNK = 1000
 
-# KEYS: per device (win, cal, calids). ARGV: window, calibration_events, ttl_s, then per device: k, then k
-# (event id, ts, member JSON). Reply per device: {calibrating flags..., cal hash flat, members with scores}.
+# KEYS: per device (win, rows, cal, calids). ARGV: window, calibration_events, ttl_s, then per device: k, then k
+# (event id, ts, readings JSON). Reply per device: {calibrating flags..., cal hash flat, window ids with scores}.
 _APPEND_LUA = """
 local window, calib_n, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local a, out = 4, {}
-for d = 1, #KEYS / 3 do
-  local win, cal, ids = KEYS[3 * d - 2], KEYS[3 * d - 1], KEYS[3 * d]
+for d = 1, #KEYS / 4 do
+  local win, rows, cal, ids = KEYS[4 * d - 3], KEYS[4 * d - 2], KEYS[4 * d - 1], KEYS[4 * d]
   local k = tonumber(ARGV[a]); a = a + 1
   local flags, newest, oldest = {}, nil, nil
   for e = 1, k do
-    local id, ts, member = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]; a = a + 3
-    redis.call('ZADD', win, ts, member)
+    local id, ts, readings = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]; a = a + 3
+    redis.call('ZADD', win, ts, id)
+    redis.call('HSETNX', rows, id, readings)
     if newest == nil or ts > newest then newest = ts end
     if oldest == nil or ts < oldest then oldest = ts end
     local calibrating = 0
@@ -48,7 +53,7 @@ for d = 1, #KEYS / 3 do
     elseif (tonumber(redis.call('HGET', cal, 'n')) or 0) < calib_n then
       redis.call('SADD', ids, id)
       redis.call('HINCRBY', cal, 'n', 1)
-      for sensor, value in pairs(cjson.decode(member)['r']) do
+      for sensor, value in pairs(cjson.decode(readings)) do
         if type(value) == 'number' then
           redis.call('HINCRBYFLOAT', cal, 's|' .. sensor, value)
           redis.call('HINCRBYFLOAT', cal, 'q|' .. sensor, value * value)
@@ -59,15 +64,23 @@ for d = 1, #KEYS / 3 do
     end
     flags[e] = calibrating
   end
-  redis.call('ZREMRANGEBYRANK', win, 0, -(4 * window) - 1)
+  local extra = redis.call('ZCARD', win) - 4 * window
+  if extra > 0 then
+    local trimmed = redis.call('ZRANGE', win, 0, extra - 1)
+    redis.call('ZREMRANGEBYRANK', win, 0, extra - 1)
+    for i = 1, #trimmed, """ + str(_HDEL_CHUNK) + """ do
+      redis.call('HDEL', rows, unpack(trimmed, i, math.min(i + """ + str(_HDEL_CHUNK - 1) + """, #trimmed)))
+    end
+  end
   -- everything between the batch's oldest and newest event (other replicas' events too), then a window older
   local span = redis.call('ZCOUNT', win, oldest, newest)
   local members = redis.call('ZREVRANGEBYSCORE', win, newest, '-inf', 'WITHSCORES', 'LIMIT', 0, span + window)
-  for _, key in ipairs({win, cal, ids}) do redis.call('EXPIRE', key, ttl) end
+  for _, key in ipairs({win, rows, cal, ids}) do redis.call('EXPIRE', key, ttl) end
   out[d] = {flags, redis.call('HGETALL', cal), members}
 end
 return out
 """
+Row = tuple[str, float, Mapping[str, float]]  # event id, ts, readings
 
 
 @dataclass(frozen=True)
@@ -96,52 +109,45 @@ class DeviceWindowStore(Protocol):
                      calibration_events: int) -> list[EventView]: ...
 
 
-def member_of(event: SensorEvent) -> str:
-    """The sorted-set member of an event: the same bytes every delivery (sorted keys), so re-adding is a no-op."""
-    return json.dumps({"id": event.event_id, "r": dict(event.readings)}, sort_keys=True, separators=(",", ":"))
-
-
-def decode_member(member: str) -> tuple[str, Mapping[str, float]]:
-    """An event's id and readings from its sorted-set member."""
-    doc = json.loads(member)
-    return doc["id"], doc["r"]
+def readings_json(event: SensorEvent) -> str:
+    """An event's readings as stored: the same bytes every delivery (sorted keys)."""
+    return json.dumps(dict(event.readings), sort_keys=True, separators=(",", ":"))
 
 
 def views_of(events: Sequence[SensorEvent], flags: Sequence[int], calibration: Mapping[str, float],
-             members: Sequence[tuple[str, float]], window: int,
-             decode: Callable[[str], tuple[str, Mapping[str, float]]] = decode_member) -> list[EventView]:
-    """Each event's view from its device's newest members (any order): those up to it by (ts, id), the last ``window``.
+             rows: Sequence[Row], window: int) -> list[EventView]:
+    """Each event's view from its device's newest rows (any order): those up to it by (ts, id), the last ``window``.
 
     The views of one device share their row objects (a row in several windows is one mapping).
     """
-    docs = {event_id: (score, event_id, readings) for (event_id, readings), score in
-            ((decode(m), s) for m, s in members)}
+    docs = {event_id: (ts, event_id, readings) for event_id, ts, readings in rows}
     for event in events:  # an event so late that newer ones trimmed it from the window still sees itself
         docs.setdefault(event.event_id, (event.ts, event.event_id, dict(event.readings)))
     ordered = sorted(docs.values(), key=lambda p: (p[0], p[1]))
-    keys, rows = [(score, event_id) for score, event_id, _ in ordered], [r for _, _, r in ordered]
+    keys, readings = [(ts, event_id) for ts, event_id, _ in ordered], [r for _, _, r in ordered]
     views = []
     for event, flag in zip(events, flags, strict=True):
         end = bisect_right(keys, (event.ts, event.event_id))
-        views.append(EventView(tuple(rows[max(0, end - window):end]), calibration, bool(flag)))
+        views.append(EventView(tuple(readings[max(0, end - window):end]), calibration, bool(flag)))
     return views
 
 
-class MemberCache:
-    """Decoded members by their bytes (a member never changes), so a row read by many batches is parsed once."""
+class RowCache:
+    """Readings this replica has fetched or written, by (rows key, event id): an event's readings never change."""
 
     def __init__(self, limit: int = 50_000) -> None:
-        self._decoded: dict[str, tuple[str, Mapping[str, float]]] = {}
+        self._rows: dict[tuple[str, str], Mapping[str, float]] = {}
         self._limit = limit
 
-    def decode(self, member: str) -> tuple[str, Mapping[str, float]]:
-        """``decode_member``, remembered; the cache starts over once it holds ``limit`` members."""
-        found = self._decoded.get(member)
-        if found is None:
-            if len(self._decoded) >= self._limit:
-                self._decoded.clear()
-            found = self._decoded[member] = decode_member(member)
-        return found
+    def get(self, rows_key: str, event_id: str) -> Mapping[str, float] | None:
+        """The readings, or None when this replica has not seen them."""
+        return self._rows.get((rows_key, event_id))
+
+    def put(self, rows_key: str, event_id: str, readings: Mapping[str, float]) -> Mapping[str, float]:
+        """Remember readings (the cache starts over once it holds ``limit`` rows); returns the object kept."""
+        if len(self._rows) >= self._limit:
+            self._rows.clear()
+        return self._rows.setdefault((rows_key, event_id), readings)
 
 
 def device_key(dataset: str, device_id: str) -> str:
@@ -150,12 +156,14 @@ def device_key(dataset: str, device_id: str) -> str:
 
 
 class RedisDeviceWindows:
-    """The windows in Redis: one script call per batch and dataset, atomic across replicas."""
+    """The windows in Redis: one script call per batch and dataset, atomic across replicas, then one pipelined
+    fetch of the rows this replica has not seen yet."""
 
     def __init__(self, redis: Redis, ttl_s: int = 7 * 86_400) -> None:
+        self._redis = redis
         self._script = redis.register_script(_APPEND_LUA)
         self._ttl_s = ttl_s
-        self._members = MemberCache()
+        self._rows = RowCache()
 
     async def append(self, dataset: str, events: Sequence[SensorEvent], window: int,
                      calibration_events: int) -> list[EventView]:
@@ -165,26 +173,51 @@ class RedisDeviceWindows:
         args: list[str | int | float] = [window, calibration_events, self._ttl_s]
         for device_id, items in by_device.items():
             base = device_key(dataset, device_id)
-            keys += [f"{base}:win", f"{base}:cal", f"{base}:calids"]
+            keys += [f"{base}:win", f"{base}:rows", f"{base}:cal", f"{base}:calids"]
             args.append(len(items))
             for _, event in items:
-                args += [event.event_id, repr(event.ts), member_of(event)]
+                args += [event.event_id, repr(event.ts), readings_json(event)]
+                self._rows.put(f"{base}:rows", event.event_id, dict(event.readings))
         replies = await self._script(keys=keys, args=args)
+        windows = [[(_text(m), float(s)) for m, s in zip(flat[::2], flat[1::2], strict=True)] for *_, flat in replies]
+        rows = await self._fetch([keys[4 * d + 1] for d in range(len(by_device))], windows)
         views: list[EventView | None] = [None] * len(events)
-        for (device_id, items), (flags, cal_flat, flat_members) in zip(by_device.items(), replies, strict=True):
+        for (_, items), (flags, cal_flat, _), device_rows in zip(by_device.items(), replies, rows, strict=True):
             calibration = {_text(k): float(v) for k, v in zip(cal_flat[::2], cal_flat[1::2], strict=True)}
-            members = [(_text(m), float(s)) for m, s in zip(flat_members[::2], flat_members[1::2], strict=True)]
-            for (index, _), view in zip(items, views_of([e for _, e in items], flags, calibration, members, window,
-                                                          self._members.decode), strict=True):
+            for (index, _), view in zip(items, views_of([e for _, e in items], flags, calibration, device_rows,
+                                                        window), strict=True):
                 views[index] = view
         return [v for v in views if v is not None]
+
+    async def _fetch(self, rows_keys: list[str], windows: list[list[tuple[str, float]]]) -> list[list[Row]]:
+        """Each device's window rows: from the cache, the others in one pipelined HMGET per device.
+
+        A row trimmed meanwhile by another replica (older than its device's newest ``4 * window``) is left out.
+        """
+        missing = [[event_id for event_id, _ in ids if self._rows.get(key, event_id) is None]
+                   for key, ids in zip(rows_keys, windows, strict=True)]
+        if any(missing):
+            pipe = self._redis.pipeline(transaction=False)
+            for key, ids in zip(rows_keys, missing, strict=True):
+                if ids:
+                    pipe.hmget(key, ids)
+            fetched = iter(await pipe.execute())
+            for key, ids in zip(rows_keys, missing, strict=True):
+                for event_id, value in zip(ids, next(fetched) if ids else (), strict=True):
+                    if value is not None:
+                        self._rows.put(key, event_id, json.loads(value))
+        out = []
+        for key, ids in zip(rows_keys, windows, strict=True):
+            found = ((event_id, ts, self._rows.get(key, event_id)) for event_id, ts in ids)
+            out.append([(event_id, ts, readings) for event_id, ts, readings in found if readings is not None])
+        return out
 
 
 class InMemoryDeviceWindows:
     """The same behaviour in dicts: for component tests and a predictor running on a fake bus."""
 
     def __init__(self) -> None:
-        self.windows: dict[tuple[str, str], dict[str, tuple[str, float]]] = {}
+        self.windows: dict[tuple[str, str], dict[str, tuple[Mapping[str, float], float]]] = {}
         self.calibration: dict[tuple[str, str], dict[str, float]] = {}
         self.calibrated_ids: dict[tuple[str, str], set[str]] = {}
 
@@ -198,17 +231,17 @@ class InMemoryDeviceWindows:
             ids = self.calibrated_ids.setdefault(key, set())
             flags = [self._add(win, cal, ids, event, calibration_events) for _, event in items]
             oldest, newest = min(e.ts for _, e in items), max(e.ts for _, e in items)
-            members = sorted(((m, s) for m, s in win.values() if s <= newest), key=lambda p: -p[1])
-            span = sum(1 for _, s in members if s >= oldest)  # as the script: the batch's span, then a window
+            rows = sorted(((i, ts, r) for i, (r, ts) in win.items() if ts <= newest), key=lambda p: -p[1])
+            span = sum(1 for _, ts, _ in rows if ts >= oldest)  # as the script: the batch's span, then a window
             for (index, _), view in zip(items, views_of([e for _, e in items], flags, dict(cal),
-                                                        members[:span + window], window), strict=True):
+                                                        rows[:span + window], window), strict=True):
                 views[index] = view
         return [v for v in views if v is not None]
 
     @staticmethod
-    def _add(win: dict[str, tuple[str, float]], cal: dict[str, float], ids: set[str], event: SensorEvent,
-             calibration_events: int) -> int:
-        win[event.event_id] = (member_of(event), event.ts)
+    def _add(win: dict[str, tuple[Mapping[str, float], float]], cal: dict[str, float], ids: set[str],
+             event: SensorEvent, calibration_events: int) -> int:
+        win.setdefault(event.event_id, (dict(event.readings), event.ts))
         if event.event_id in ids:
             return 1
         if cal.get("n", 0) >= calibration_events:
