@@ -33,6 +33,7 @@ from streamtune_shared import streams
 import processes  # deploy/local, beside this script
 import stack
 from demo_privacy import PII_MODEL, print_recall, privacy_pillar
+import training_status
 from demo_sensors import SENSOR_DATASET, SENSOR_MODEL, sensor_loop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,22 +90,11 @@ async def payloads(redis: Redis, stream: str) -> list[dict]:
 
 
 async def follow_training(redis: Redis, request_id: str, timeout_s: float) -> tuple[dict, list[float]]:
-    """Print epoch metrics from train.status until the run is published or failed; returns dev F1 by epoch."""
-    last_id, deadline, dev_f1 = "0", time.monotonic() + timeout_s, []
-    while time.monotonic() < deadline:
-        for _, entries in await redis.xread({streams.TRAIN_STATUS: last_id}, block=1000) or []:
-            for entry_id, fields in entries:
-                last_id = entry_id
-                status = json.loads(fields[PAYLOAD_KEY])
-                if status["request_id"] != request_id:
-                    continue
-                if status["state"] == "epoch_end":
-                    dev = status["metrics"].get("dev", status["metrics"])
-                    dev_f1.append(dev.get("f1", float("nan")))
-                    say(f"  epoch {status['epoch']}/{status['epochs']}: dev entity F1 {dev_f1[-1]:.3f}")
-                elif status["state"] in ("published", "failed"):
-                    return status, dev_f1
-    raise SystemExit("demo: training did not finish in time (see .stack/logs/trainer.log)")
+    """Print each epoch's dev entity F1 until the run is published or failed; returns dev F1 by epoch."""
+    status, dev = await training_status.follow_training(
+        redis, request_id, timeout_s, say,
+        lambda s, d: f"  epoch {s['epoch']}/{s['epochs']}: dev entity F1 {d.get('f1', float('nan')):.3f}")
+    return status, [d.get("f1", float("nan")) for d in dev]
 
 
 async def run() -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 from streamtune_shared import streams
+from training_status import follow_training
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDINGS = ROOT / "tests" / "fixtures" / "pump_recordings.jsonl"
@@ -90,23 +91,10 @@ async def sensor_predictions(redis: Redis, event_ids: set[str]) -> dict[str, tup
     return found
 
 
-async def follow_anomaly_training(redis: Redis, request_id: str, say: Say, timeout_s: float) -> dict:
-    """Print each epoch's dev F1 / FAR from train.status until the run is published or failed."""
-    last_id, deadline = "0", time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for _, entries in await redis.xread({streams.TRAIN_STATUS: last_id}, block=1000) or []:
-            for entry_id, fields in entries:
-                last_id = entry_id
-                status = json.loads(fields[PAYLOAD_KEY])
-                if status["request_id"] != request_id:
-                    continue
-                if status["state"] == "epoch_end":
-                    dev = status["metrics"].get("dev", {})
-                    say(f"  epoch {status['epoch']}/{status['epochs']}: dev F1 {dev.get('f1', float('nan')):.3f}, "
-                        f"FAR {100 * dev.get('far', float('nan')):.1f} %")
-                elif status["state"] in ("published", "failed"):
-                    return status
-    raise SystemExit("demo: pump-anomaly training did not finish in time (see .stack/logs/trainer.log)")
+def anomaly_epoch_line(status: dict, dev: dict) -> str:
+    """One epoch's dev F1 and false-alarm rate."""
+    return (f"  epoch {status['epoch']}/{status['epochs']}: dev F1 {dev.get('f1', float('nan')):.3f}, "
+            f"FAR {100 * dev.get('far', float('nan')):.1f} %")
 
 
 def detection_metrics(outcomes: list[tuple[bool, int]]) -> dict[str, float]:
@@ -146,7 +134,8 @@ async def replay_and_train(redis: Redis, train: list[dict], say: Say, wait_until
     await redis.xadd(streams.TRAIN_REQUESTS, {streams.PAYLOAD_FIELD: json.dumps(request)})
     say(f"train request sent: {SENSOR_MODEL} (sensor-anomaly, window {request['window']}, each device calibrated by "
         f"its first {CALIBRATION_EVENTS} events, {request['pretrain_epochs']} pretraining + {request['epochs']} epochs)")
-    status = await follow_anomaly_training(redis, request["request_id"], say, timeout_s=600)
+    status, _ = await follow_training(redis, request["request_id"], 600, say, anomaly_epoch_line,
+                                      what=f"{SENSOR_MODEL} training")
     if status["state"] == "failed":
         raise SystemExit(f"demo: training {SENSOR_MODEL} failed: {status.get('message')}")
     replayed = {event["event_id"] for event, _ in events}
