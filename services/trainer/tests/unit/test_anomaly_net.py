@@ -102,3 +102,15 @@ def test_compression_keeps_large_deviations_apart_and_small_ones_nearly_unchange
     assert read[0] == pytest.approx(0.48, abs=0.01)
     assert read[2] - read[1] > 2  # 10 and 200 standard deviations stay distinct (a clip at 10 would merge them)
     assert torch.equal(AnomalyNet(CONFIG).inputs(z), z)
+
+
+def test_a_request_naming_only_the_basics_trains_what_the_benchmark_measures():
+    from streamtune_shared.schemas import TrainRequest  # noqa: PLC0415
+    from streamtune_trainer.anomaly_training import AnomalyHyperparameters  # noqa: PLC0415
+
+    request = TrainRequest(model_name="pump-anomaly", task="sensor-anomaly", dataset="pump-sensors",
+                           calibration_events=400)
+    assert AnomalyHyperparameters.from_request(request) == AnomalyHyperparameters()  # bench_anomaly's defaults
+    config = AnomalyHyperparameters().net_config(("P", "T"))
+    assert (config.smoothing, config.compress, config.clip) == (16, True, 100.0)
+    assert config.spec().window == 64 + 16 - 1
