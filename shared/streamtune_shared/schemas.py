@@ -408,7 +408,7 @@ class TrainRequest(BaseModel):
     pretrain_epochs: int = Field(default=2, ge=0, le=100,
                                  description="Masked-reconstruction epochs on every window before fine-tuning.")
     mask_ratio: float = Field(default=0.25, gt=0, lt=1, description="Share of time steps masked in pretraining.")
-    false_alarm_cap: float = Field(default=0.10, gt=0, le=1,
+    false_alarm_cap: float = Field(default=0.12, gt=0, le=1,
                                    description="The dev threshold is the best F1 with a false-alarm rate under this.")
 
     @model_validator(mode="before")

@@ -43,7 +43,7 @@ class AnomalyHyperparameters:
     learning_rate: float = SENSOR_ANOMALY_LEARNING_RATE
     weight_decay: float = 1e-4
     mask_ratio: float = 0.25
-    false_alarm_cap: float = 0.10
+    false_alarm_cap: float = 0.12  # the FAR issue 7 allows; bench_anomaly: F1 0.828 at 0.12, 0.814 at 0.10
     channels: int = 32
     layers: int = 3
     dropout: float = 0.1
