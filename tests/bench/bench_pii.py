@@ -67,10 +67,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model-folder", type=Path, help="a published pii-ner version folder (safetensors, "
                         "config, tokenizer, labels.json); adds streamtune with the transformer")
     parser.add_argument("--quantize", action="store_true", help="int8 dynamic quantization of the transformer")
-    parser.add_argument("--runtime", default="onnx", choices=("onnx", "torch"),
-                        help="what runs the transformer (the anonymizer's default: onnx)")
+    parser.add_argument("--runtime", default="torch", choices=("onnx", "torch"),
+                        help="what runs the transformer (the anonymizer's default: torch)")
     parser.add_argument("--compare-runtimes", action="store_true",
                         help="also time the transformer under the other runtime, in the same run")
+    parser.add_argument("--threads", type=int, help="CPU threads of the transformer (default: torch's, every core)")
     parser.add_argument("--outside-threshold", type=float, help="tag a word O only when P(O) >= this")
     parser.add_argument("--device", default="cpu", help="torch device of the transformer (cpu, cuda)")
     parser.add_argument("--max-length", type=int, default=128, help="transformer window, in word pieces")
@@ -105,7 +106,7 @@ def streamtune_detectors(args: argparse.Namespace) -> dict[str, Detect]:
         for runtime in runtimes:
             model = TransformerEntityModel(args.model_folder, max_length=args.max_length,
                                            batch_size=args.batch_size, quantize=args.quantize,
-                                           device=args.device, runtime=runtime,
+                                           device=args.device, runtime=runtime, num_threads=args.threads,
                                            outside_threshold=args.outside_threshold)
             name = "streamtune_transformer" if runtime == args.runtime else f"streamtune_transformer_{runtime}"
             detectors[name] = PiiDetector(default_recognizers(), [WithoutEponyms(model)])
@@ -143,16 +144,19 @@ def presidio_detector(batch_size: int) -> Detect:
     return detect
 
 
-def timed(detect: Detect, texts: Sequence[str], repeats: int) -> tuple[list[list[PiiSpan]], float]:
-    """The predictions of one warm pass, and the best texts/s over ``repeats`` passes."""
-    detect(texts[:16])  # warm-up: lazy loads and first-call allocations are not throughput
-    best = math.inf
-    predictions: list[list[PiiSpan]] = []
+def timed(detectors: dict[str, Detect], texts: Sequence[str], repeats: int) -> dict[str, tuple[list, float]]:
+    """Each system's predictions and best texts/s over ``repeats`` passes, the systems taking turns pass by
+    pass, so that a shared machine's load changes touch every system alike."""
+    for detect in detectors.values():
+        detect(texts[:16])  # warm-up: lazy loads and first-call allocations are not throughput
+    best = dict.fromkeys(detectors, math.inf)
+    predictions: dict[str, list[list[PiiSpan]]] = {}
     for _ in range(repeats):
-        started = time.perf_counter()
-        predictions = detect(texts)
-        best = min(best, time.perf_counter() - started)
-    return predictions, len(texts) / best
+        for name, detect in detectors.items():
+            started = time.perf_counter()
+            predictions[name] = detect(texts)
+            best[name] = min(best[name], time.perf_counter() - started)
+    return {name: (predictions[name], len(texts) / best[name]) for name in detectors}
 
 
 def figures_row(figures: Figures) -> dict[str, float | int]:
@@ -238,8 +242,7 @@ def main() -> None:
     fine, coarse_gold = presidio_records(rows), presidio_records(rows, COARSE_GOLD_MAP)
     detectors = {**streamtune_detectors(args), "presidio": presidio_detector(args.batch_size)}
     systems: dict[str, dict] = {}
-    for name, detect in detectors.items():
-        predictions, texts_per_s = timed(detect, texts, args.repeats)
+    for name, (predictions, texts_per_s) in timed(detectors, texts, args.repeats).items():
         systems[name] = {"texts_per_s": texts_per_s, "scores": scores_table(score(fine, predictions)),
                          "coarse": scores_table(score(coarse_gold, coarse(predictions)))}
     presidio = systems["presidio"]

@@ -126,6 +126,7 @@ def _pii_model_follower(settings: AnonymizerSettings, runtime: ServiceRuntime,
         return WithoutEponyms(TransformerEntityModel(folder, max_length=settings.pii_model_max_length,
                                                      quantize=settings.pii_model_quantize,
                                                      runtime=settings.pii_model_runtime,
+                                                     num_threads=settings.pii_model_threads,
                                                      outside_threshold=settings.pii_model_outside_threshold))
 
     return PiiModelFollower(

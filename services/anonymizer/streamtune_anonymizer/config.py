@@ -56,8 +56,13 @@ class AnonymizerSettings(BaseSettings):
                                       description="Word pieces per model window; longer texts are split into windows.")
     pii_model_quantize: bool = Field(default=True, description="int8 dynamic quantization of the PII model (CPU).")
     pii_model_runtime: Literal["onnx", "torch"] = Field(
-        default="onnx", description="What runs the PII model: ONNX Runtime (exported at load time; faster on a CPU) "
-                                    "or torch. Without onnxruntime installed, torch.")
+        default="torch", description="What runs the PII model: torch, or ONNX Runtime (exported at load time; "
+                                     "faster than torch on a contended CPU, slower on an idle one). Without "
+                                     "onnxruntime installed, torch.")
+    pii_model_threads: int | None = Field(
+        default=None, ge=1, le=256,
+        description="CPU threads of the PII model (None: torch's default, every core). Where other processes "
+                    "share the cores, 1 per anonymizer process (and more replicas) was faster.")
     pii_model_outside_threshold: float | None = Field(
         default=None, gt=0, le=1,
         description="A word is PII unless the model gives it 'O' at least this probability (higher: more recall, "
