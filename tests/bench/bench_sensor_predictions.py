@@ -33,12 +33,13 @@ from benchlib import ROOT, bench_env, drop_bench_bucket, write_result, xadd_all
 from redis.asyncio import Redis
 from streamtune_predictor.anomaly import AnomalyModel
 from streamtune_shared import streams
-from streamtune_shared.anomaly_net import AnomalyNet, AnomalyNetConfig, version_files
+from streamtune_shared.anomaly_net import AnomalyNet, version_files
 from streamtune_shared.model_card import LABELS_FILE, CardAnomaly, ModelCard
 from streamtune_shared.model_registry import RegistryLayout, file_checksums, write_version
 from streamtune_shared.sensor_windows import Calibration, reading_matrix, sliding_windows
 from streamtune_shared.settings import InfraSettings
 from streamtune_shared.storage import minio_store
+from streamtune_trainer.anomaly_training import AnomalyHyperparameters
 
 import processes  # deploy/local, put on sys.path by benchlib
 
@@ -57,7 +58,10 @@ def publish_random_version(env: dict[str, str], sensors: tuple[str, ...], window
                            ) -> AnomalyNet:
     """A randomly initialised network of the trainer's default shape, stored as a version (files, then card)."""
     torch.manual_seed(0)
-    net = AnomalyNet(AnomalyNetConfig(sensors=sensors, window=window, calibration_events=calibration)).eval()
+    # The trainer's default network (smoothing over the last windows, compressed z-scores): what a request
+    # naming only model, task, dataset and calibration_events publishes.
+    config = AnomalyHyperparameters(window=window, calibration_events=calibration).net_config(sensors)
+    net = AnomalyNet(config).eval()
     labels = {"task": "sensor-anomaly", "id2label": {"0": "normal", "1": "anomaly"},
               "label2id": {"normal": 0, "anomaly": 1}}
     files = {**version_files(net), LABELS_FILE: json.dumps(labels).encode()}
