@@ -56,15 +56,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=["off", "augmentation", "fgm"],
                         help="which configurations (augmentation+fgm is opt-in: it costs about 4 baselines)")
+    parser.add_argument("--fgm-epsilon", type=float, default=AdversarialOptions().epsilon,
+                        help="FGM's epsilon (the request's default unless given)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     return parser.parse_args(argv)
 
 
 def run_config(name: str, splits: DatasetSplits, args: argparse.Namespace) -> dict[str, Any]:
     """Train one configuration from the base; its dev F1 per epoch, samples/s and wall time."""
+    options = {key: value.model_copy(update={"epsilon": args.fgm_epsilon}) if key == "adversarial" else value
+               for key, value in CONFIGS[name].items()}
     request = TrainRequest(model_name="bench", task=TOKEN_CLASSIFICATION, dataset="ncbi-disease", epochs=args.epochs,
-                           batch_size=args.batch_size, seed=args.seed, early_stopping_patience=None,
-                           **CONFIGS[name])
+                           batch_size=args.batch_size, seed=args.seed, early_stopping_patience=None, **options)
     hp = Hyperparameters.from_request(request)
     seed_everything(hp.seed)
     started = time.perf_counter()
@@ -80,7 +83,7 @@ def run_config(name: str, splits: DatasetSplits, args: argparse.Namespace) -> di
     result = {"config": name, "train_examples": len(data.train), "best_dev_f1": outcome.state.best_metric,
               "best_epoch": outcome.state.best_epoch, "epochs": epochs, "train_samples_per_s": outcome.samples_per_s,
               "wall_s": time.perf_counter() - started,
-              "options": {key: value.model_dump(mode="json") for key, value in CONFIGS[name].items()}}
+              "options": {key: value.model_dump(mode="json") for key, value in options.items()}}
     print(f"{name:>18}: dev F1 {result['best_dev_f1']:.4f} (epoch {result['best_epoch']}), "
           f"{len(data.train)} train examples, {outcome.samples_per_s:.1f} samples/s, {result['wall_s']:.0f}s",
           flush=True)
