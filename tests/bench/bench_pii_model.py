@@ -71,6 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=parse_runs, default=parse_runs("6:3000:2,3:3000:2"),
                         help="comma-separated layers:synthetic_rows:epochs (the first is the speed reference)")
     parser.add_argument("--no-presidio-train", action="store_true", help="train on synthetic rows only")
+    parser.add_argument("--clinical-negatives", action="store_true",
+                        help="also train on the clinical-notes fixture's sentences, every word O (as make demo does)")
     parser.add_argument("--pattern-labels", action="store_true", help="also train on e-mail, phone, card... tags")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--lr", type=float, default=3e-4)
@@ -107,6 +109,10 @@ def build_splits(args: argparse.Namespace, run: Run, records: list[dict]) -> tup
     rows = generate(run.synthetic_rows, args.seed, pattern_labels=args.pattern_labels)
     if not args.no_presidio_train:
         rows += from_presidio(records, "train", pattern_labels=args.pattern_labels)
+    if args.clinical_negatives:
+        notes = (REPO / "tests" / "fixtures" / "clinical_notes.jsonl").read_text().splitlines()
+        rows += [{"event_id": f"clinical-negative-{i}", "text": text, "label": ["O"] * len(text.split())}
+                 for i, text in enumerate(json.loads(line)["text"] for line in notes if line)]
     pool = as_examples(rows)
     validation = as_examples(from_presidio(records, "validation", pattern_labels=True))
     train = tuple(e for e in pool if not in_dev(e.event_id))
