@@ -44,7 +44,7 @@ from streamtune_trainer.domain import TOKEN_CLASSIFICATION, DatasetSplits, Train
 from streamtune_trainer.evaluation import evaluate
 from streamtune_trainer.pipeline import adapt_phase, describe, encode_splits, load_base, version_files
 from streamtune_trainer.training import Hyperparameters, TrainingHooks, pick_device, seed_everything, train_model
-from transformers.utils import logging as transformers_logging
+from benchlib import quiet_training_logs
 
 REPO = Path(__file__).resolve().parents[2]
 DELTA = 1e-4
@@ -236,11 +236,8 @@ def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen configurations one by one; print the table and the ratios; write JSON."""
     args = parse_args(argv)
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
+    quiet_training_logs(args.threads if args.child else None)
     if args.child:
-        if args.threads:
-            torch.set_num_threads(args.threads)
         print(json.dumps(run_child(args.child, args)))
         return 0
     passed = sys.argv[1:] if argv is None else argv

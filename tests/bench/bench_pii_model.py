@@ -37,7 +37,7 @@ from streamtune_trainer.card import library_versions
 from streamtune_trainer.domain import TOKEN_CLASSIFICATION, DatasetSplits, Example, LabelMap, build_label_map
 from streamtune_trainer.pipeline import LoadedModel, encode_splits, load_base, version_files
 from streamtune_trainer.training import Hyperparameters, TrainingHooks, seed_everything, train_model
-from transformers.utils import logging as transformers_logging
+from benchlib import quiet_training_logs
 
 REPO = Path(__file__).resolve().parents[2]
 DEV_FRACTION = 0.1
@@ -216,9 +216,7 @@ def print_scores(key: str, scores: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; returns the exit status."""
     args = parse_args(argv)
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
-    torch.set_num_threads(args.threads)
+    quiet_training_logs(args.threads)
     lengths = [int(x) for x in args.eval_lengths.split(",")]
     records = [json.loads(line) for line in args.presidio.read_text(encoding="utf-8").splitlines() if line.strip()]
     started = time.perf_counter()

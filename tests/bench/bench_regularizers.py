@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import streamtune_trainer  # noqa: F401 - sets HF_HUB_OFFLINE before transformers is imported
-import torch
 from bench_training import read_conll
-from benchlib import write_result
+from benchlib import quiet_training_logs, write_result
 from streamtune_shared.adaptation import AdversarialOptions, AugmentationOptions
 from streamtune_shared.schemas import TrainRequest
 from streamtune_shared.testing import InMemoryObjectStore
@@ -32,7 +31,6 @@ from streamtune_trainer.card import library_versions
 from streamtune_trainer.domain import TOKEN_CLASSIFICATION, DatasetSplits, build_label_map
 from streamtune_trainer.pipeline import adapt_phase, describe, encode_splits, load_base
 from streamtune_trainer.training import Hyperparameters, TrainingHooks, pick_device, seed_everything, train_model
-from transformers.utils import logging as transformers_logging
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -93,10 +91,7 @@ def run_config(name: str, splits: DatasetSplits, args: argparse.Namespace) -> di
 def main(argv: list[str] | None = None) -> int:
     """Run every configuration; returns the exit status."""
     args = parse_args(argv)
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    quiet_training_logs(args.threads)
     train = read_conll(args.data / "train.tsv", "train", args.max_train_sentences)
     dev = read_conll(args.data / "devel.tsv", "dev", args.max_dev_sentences)
     label_map = build_label_map(TOKEN_CLASSIFICATION, [*train, *dev])

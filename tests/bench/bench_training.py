@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import streamtune_trainer  # noqa: F401 - sets HF_HUB_OFFLINE before transformers is imported
-import torch
 from streamtune_shared.testing import InMemoryObjectStore
 from streamtune_trainer.artifacts import MINILM
 from streamtune_trainer.card import library_versions
@@ -38,7 +37,7 @@ from streamtune_trainer.training import (
     train_model,
 )
 from tqdm import tqdm
-from transformers.utils import logging as transformers_logging
+from benchlib import quiet_training_logs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -91,10 +90,7 @@ def print_epoch(state: RunState, _snapshot: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; returns the exit status."""
     args = parse_args(argv)
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    quiet_training_logs(args.threads)
     started = time.perf_counter()
     train = read_conll(args.data / "train.tsv", "train", args.max_train_sentences)
     dev = read_conll(args.data / "devel.tsv", "dev", args.max_dev_sentences)

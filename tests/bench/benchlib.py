@@ -50,3 +50,14 @@ def write_result(path: Path, result: dict) -> None:
     """Write a benchmark's figures as indented JSON, creating the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))
+
+
+def quiet_training_logs(threads: int | None = None) -> None:
+    """transformers logs only errors and draws no progress bars; torch uses ``threads`` CPU threads when given."""
+    import torch  # noqa: PLC0415  (only the training benchmarks pay the import)
+    from transformers.utils import logging as transformers_logging  # noqa: PLC0415
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    if threads:
+        torch.set_num_threads(threads)
