@@ -64,20 +64,22 @@ def interleave(recordings: list[list[tuple[dict, int]]]) -> list[tuple[dict, int
     return [r[i] for i in range(longest) for r in recordings if i < len(r)]
 
 
-async def xadd_steady(redis: Redis, events: list[dict], rate: float) -> dict[str, str]:
-    """XADD each event to events.raw at its due time; event_id -> raw entry id."""
+async def xadd_steady(redis: Redis, events: list[dict], rate: float, *, stamp_ts: bool = False) -> dict[str, str]:
+    """XADD each event to events.raw at its due time (``rate`` events/s), with ``ts`` set to the send time when
+    ``stamp_ts``; event_id -> raw entry id."""
     ids: dict[str, str] = {}
     start, sent = time.perf_counter(), 0
     while sent < len(events):
         due = min(len(events), int((time.perf_counter() - start) * rate) + 1)
         if due > sent:
             pipe = redis.pipeline(transaction=False)
+            now = datetime.now(UTC).isoformat()
             for event in events[sent:due]:
-                pipe.xadd(streams.RAW, {streams.PAYLOAD_FIELD: json.dumps(event)})
+                pipe.xadd(streams.RAW, {streams.PAYLOAD_FIELD: json.dumps({**event, "ts": now} if stamp_ts else event)})
             for event, entry_id in zip(events[sent:due], await pipe.execute(), strict=True):
                 ids[event["event_id"]] = entry_id.decode()
             sent = due
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.001)
     return ids
 
 
@@ -107,11 +109,13 @@ def detection_metrics(outcomes: list[tuple[bool, int]]) -> dict[str, float]:
     return {"f1": f1, "far": fp / (fp + tn) if fp + tn else 0.0, "mar": fn / (fn + tp) if fn + tp else 0.0}
 
 
-def _ms(entry_id: str) -> int:
-    return int(entry_id.split("-")[0])
+def entry_ms(entry_id: str | bytes) -> int:
+    """The millisecond time of a stream entry id (Redis's clock)."""
+    return int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")[0])
 
 
-def _percentile(values: list[int], q: float) -> int:
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values``, nearest rank."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
@@ -165,9 +169,9 @@ async def sensor_loop(redis: Redis, say: Say, wait_until: Callable) -> dict:
     scored = [(found[e["event_id"]][1]["outputs"]["is_anomaly"], label) for e, label in fresh
               if not found[e["event_id"]][1]["outputs"]["calibrating"]]
     metrics = detection_metrics(scored)
-    latencies = [_ms(found[eid][0]) - _ms(raw) for eid, raw in raw_ids.items()]
+    latencies = [entry_ms(found[eid][0]) - entry_ms(raw) for eid, raw in raw_ids.items()]
     result = {"version": status["version"], "streamed": len(fresh), "scored": len(scored), **metrics,
-              "latency_p50_ms": _percentile(latencies, 0.5), "latency_p99_ms": _percentile(latencies, 0.99)}
+              "latency_p50_ms": percentile(latencies, 0.5), "latency_p99_ms": percentile(latencies, 0.99)}
     say(f"sensor anomalies on the {len(scored)} streamed events after calibration: F1 {metrics['f1']:.3f}, "
         f"FAR {100 * metrics['far']:.1f} %, MAR {100 * metrics['mar']:.1f} % "
         f"({len(fresh) - len(scored)} calibrating events not scored)")

@@ -42,6 +42,7 @@ from streamtune_shared.storage import minio_store
 from streamtune_trainer.anomaly_training import AnomalyHyperparameters
 
 import processes  # deploy/local, put on sys.path by benchlib
+from demo_sensors import entry_ms, percentile, xadd_steady  # deploy/local: the demo's steady producer
 
 BENCH_DB = 14
 MODEL, DATASET, VERSION = "bench-anomaly", "pump-sensors", "20261201T000000Z-benchsen"
@@ -157,33 +158,6 @@ async def measure_throughput(redis: Redis, env: dict[str, str], args: argparse.N
         predictor.stop()
 
 
-async def steady_producer(redis: Redis, events: list[dict], rate: float) -> dict[str, str]:
-    """XADD each event to events.raw at its due time (rate events/s), stamping ts as it goes; event_id -> entry id."""
-    ids: dict[str, str] = {}
-    start, sent = time.perf_counter(), 0
-    while sent < len(events):
-        due = min(len(events), int((time.perf_counter() - start) * rate) + 1)
-        if due > sent:
-            pipe = redis.pipeline(transaction=False)
-            now = datetime.now(UTC).isoformat()
-            for event in events[sent:due]:
-                pipe.xadd(streams.RAW, {streams.PAYLOAD_FIELD: json.dumps({**event, "ts": now})})
-            for event, entry_id in zip(events[sent:due], await pipe.execute(), strict=True):
-                ids[event["event_id"]] = entry_id.decode()
-            sent = due
-        await asyncio.sleep(0.001)
-    return ids
-
-
-def _ms(entry_id: str | bytes) -> int:
-    return int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")[0])
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 async def measure_latency(redis: Redis, env: dict[str, str], args: argparse.Namespace, logs: Path,
                           readings: list[dict[str, float]]) -> dict:
     """Ingestion, anonymizer and predictor processes; calibrate every device, then a steady --rate for --seconds."""
@@ -199,17 +173,17 @@ async def measure_latency(redis: Redis, env: dict[str, str], args: argparse.Name
                                             for e in warm])
         await wait_for_predictions(redis, len(warm), 300, "calibration through the pipeline")
         steady = source.take(int(args.rate * args.seconds))
-        raw_ids = await steady_producer(redis, steady, args.rate)
+        raw_ids = await xadd_steady(redis, steady, args.rate, stamp_ts=True)
         await wait_for_predictions(redis, len(warm) + len(steady), 120, "steady events")
         latencies, predictor_ms = [], []
         for entry_id, fields in await redis.xrange(streams.PREDICTIONS):
             prediction = json.loads(fields[PAYLOAD_KEY])
             if (raw := raw_ids.get(prediction["event_id"])) is not None:
-                latencies.append(_ms(entry_id) - _ms(raw))
+                latencies.append(entry_ms(entry_id) - entry_ms(raw))
                 predictor_ms.append(prediction["latency_ms"])
         assert len(latencies) == len(steady), f"{len(latencies)} predictions for {len(steady)} steady events"
         return {"events": len(steady), "rate_events_per_s": args.rate,
-                "p50_ms": _percentile(latencies, 0.5), "p99_ms": _percentile(latencies, 0.99),
+                "p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99),
                 "max_ms": max(latencies), "predictor_share_p50_ms": round(statistics.median(predictor_ms), 2)}
     finally:
         for proc in procs:
