@@ -156,13 +156,9 @@ class TransformerEntityModel:
         firsts = first_pieces(word_ids)
         if not self.read_at_alnum:
             return firsts
-        settled: set[int] = set()
+        settled: set[int] = set()  # pieces come in order: a word's first alnum piece settles it
         for piece, word in enumerate(word_ids):
-            if word is None or word in settled:
-                continue
-            if self._alnum[row_ids[firsts[word]]]:
-                settled.add(word)
-            elif self._alnum[row_ids[piece]]:
+            if word is not None and word not in settled and self._alnum[row_ids[piece]]:
                 firsts[word] = piece
                 settled.add(word)
         return firsts
