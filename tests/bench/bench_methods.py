@@ -33,7 +33,7 @@ from typing import Any
 
 import streamtune_trainer  # noqa: F401 - sets HF_HUB_OFFLINE before transformers is imported
 import torch
-from bench_training import read_conll
+from bench_training import ncbi_parser, read_conll
 from streamtune_shared.schemas import TrainRequest
 from streamtune_shared.testing import InMemoryObjectStore
 from streamtune_shared.word_labels import IGNORE_INDEX
@@ -65,16 +65,7 @@ FIXED_WIDTH = 128
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ncbi_disease",
-                        help="folder with train.tsv and devel.tsv")
-    parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "bench_methods.json")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--max-train-sentences", type=int, default=None, help="first N train sentences only")
-    parser.add_argument("--max-dev-sentences", type=int, default=None, help="first N dev sentences only")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads per run (default: torch's choice)")
+    parser = ncbi_parser(__doc__, "bench_methods.json", epochs=2)
     parser.add_argument("--methods", nargs="*", default=list(RUNS), choices=list(RUNS), help="runs, in order")
     parser.add_argument("--child", choices=list(RUNS), help=argparse.SUPPRESS)
     return parser.parse_args(argv)

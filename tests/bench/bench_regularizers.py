@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import streamtune_trainer  # noqa: F401 - sets HF_HUB_OFFLINE before transformers is imported
-from bench_training import read_conll
+from bench_training import ncbi_parser, read_conll
 from benchlib import quiet_training_logs, write_result
 from streamtune_shared.adaptation import AdversarialOptions, AugmentationOptions
 from streamtune_shared.schemas import TrainRequest
@@ -43,20 +43,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ncbi_disease",
-                        help="folder with train.tsv and devel.tsv")
-    parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "bench_regularizers.json")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--max-train-sentences", type=int, default=600)
-    parser.add_argument("--max-dev-sentences", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=42)
+    parser = ncbi_parser(__doc__, "bench_regularizers.json", epochs=2, max_train=600)
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=["off", "augmentation", "fgm"],
                         help="which configurations (augmentation+fgm is opt-in: it costs about 4 baselines)")
     parser.add_argument("--fgm-epsilon", type=float, default=AdversarialOptions().epsilon,
                         help="FGM's epsilon (the request's default unless given)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     return parser.parse_args(argv)
 
 

@@ -42,23 +42,31 @@ from benchlib import quiet_training_logs  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def ncbi_parser(description: str | None, out_name: str, *, epochs: int, max_train: int | None = None
+                ) -> argparse.ArgumentParser:
+    """The options every NCBI-disease training benchmark takes: data, output, epochs, subset sizes, batch,
+    seed and torch threads."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ncbi_disease",
                         help="folder with train.tsv and devel.tsv")
-    parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "bench_training.json",
+    parser.add_argument("--out", type=Path, default=REPO / "bench-results" / out_name,
                         help="where to write the JSON result")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--max-train-sentences", type=int, default=None, help="first N train sentences only")
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--max-train-sentences", type=int, default=max_train, help="first N train sentences only")
     parser.add_argument("--max-dev-sentences", type=int, default=None, help="first N dev sentences only")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = ncbi_parser(__doc__, "bench_training.json", epochs=1)
     parser.add_argument("--lr", type=float, default=None, help="default: the method's default learning rate")
     parser.add_argument("--method", choices=["full", "lora", "freeze", "prefix", "prompt"], default="full",
                         help="adaptation method, with its default options (issue 8)")
     parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     return parser.parse_args(argv)
 
 
