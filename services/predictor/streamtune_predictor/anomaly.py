@@ -42,10 +42,6 @@ class AnomalyModel:
         self._vectors: dict[int, tuple[Mapping[str, float], np.ndarray]] = {}
         self._lock = threading.Lock()  # one forward at a time: torch already uses every core
 
-    def window(self, view: EventView) -> np.ndarray:
-        """The event's window as the network takes it, (window, sensors) float32."""
-        return self.windows([view])[0]
-
     def windows(self, views: Sequence[EventView]) -> np.ndarray:
         """The views' windows, (m, window, sensors) float32; a row or calibration shared by views is converted once."""
         sensors, spec = self.spec.sensors, self.spec
