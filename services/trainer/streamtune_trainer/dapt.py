@@ -114,6 +114,7 @@ def train_mlm(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], dev_
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=options.learning_rate)
     scheduler = get_scheduler("linear", optimizer, num_warmup_steps=math.ceil(WARMUP_RATIO * total),
                               num_training_steps=total)
+    dev = dev_batches(tokenizer, dev_texts, max_length, options)  # fixed masks: built once, scored each epoch
     history = []
     for epoch in range(1, options.epochs + 1):
         torch.manual_seed(seed * 1_000_003 + epoch)
@@ -135,8 +136,7 @@ def train_mlm(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], dev_
         seconds = time.perf_counter() - started
         history.append({"epoch": epoch, "train_loss": loss_sum / max(len(batches), 1), "train_samples": len(texts),
                         "train_seconds": seconds, "samples_per_s": len(texts) / seconds if seconds > 0 else 0.0,
-                        "dev": {"loss": mlm_loss(model, dev_batches(tokenizer, dev_texts, max_length, options),
-                                                 device)}})
+                        "dev": {"loss": mlm_loss(model, dev, device)}})
     return history
 
 
