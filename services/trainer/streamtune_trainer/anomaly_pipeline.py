@@ -17,7 +17,7 @@ from streamtune_shared.adaptation import AugmentationOptions
 from streamtune_shared.anomaly_net import AnomalyNet, version_files
 from streamtune_shared.datasets import read_dataset
 from streamtune_shared.model_card import LABELS_FILE, CardAnomaly, ModelCard
-from streamtune_shared.model_registry import RegistryLayout, version_name, write_version
+from streamtune_shared.model_registry import version_name
 from streamtune_shared.schemas import ShardManifest, TrainRequest
 
 from .anomaly_data import RecordingSplits, WindowSet, build_windows, recordings_from_rows, sensors_of, split_recordings
@@ -27,8 +27,7 @@ from .augmentation import augment_window_set
 from .card import build_card, lineage
 from .checkpoint import RunState
 from .domain import TrainingRejected
-from .pipeline import RunContext, describe
-from .report import attach_report
+from .pipeline import RunContext, describe, publish_version
 from .training import pick_device, seed_everything
 
 log = structlog.get_logger(__name__)
@@ -108,7 +107,5 @@ def run_anomaly_training(request: TrainRequest, ctx: RunContext) -> ModelCard:
     card = card.model_copy(update={"hyperparameters": {**card.hyperparameters, **hp.__dict__}, "anomaly": CardAnomaly(
         threshold=float(np.clip(result.threshold, 0, 1)), false_alarm_cap=hp.false_alarm_cap,
         dev_f1=result.dev["f1"], dev_far=result.dev["far"])})
-    card, files = attach_report(card, files)
-    write_version(ctx.store, RegistryLayout(ctx.settings.infra.models_prefix), card, files)
-    log.info("version.written", version=card.version, files=len(files), threshold=card.anomaly.threshold)
-    return card
+    log.info("anomaly.threshold", version=card.version, threshold=card.anomaly.threshold)
+    return publish_version(ctx, card, files)
