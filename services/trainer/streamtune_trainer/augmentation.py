@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from streamtune_shared.adaptation import AugmentationOptions
+from streamtune_shared.word_labels import split_tag
 
 from .anomaly_data import UNLABELED, WindowSet
 from .domain import OUTSIDE, TOKEN_CLASSIFICATION, DatasetSplits, Example
@@ -36,12 +37,13 @@ class Mention:
 
 
 def entity_mentions(tags: Sequence[str]) -> list[Mention]:
-    """The entity spans of a BIO tag sequence (an I- tag that continues no mention starts one)."""
+    """The entity spans of a tag sequence, read as the predictor reads them (``split_tag``): an I- tag that
+    continues no mention starts one, and a bare ``X`` reads as ``I-X``."""
     mentions: list[Mention] = []
     for i, tag in enumerate(tags):
-        if tag == OUTSIDE:
+        prefix, kind = split_tag(tag)
+        if kind is None:
             continue
-        prefix, kind = tag.split("-", 1)
         last = mentions[-1] if mentions else None
         if prefix == "I" and last is not None and last.end == i and last.kind == kind:
             mentions[-1] = Mention(last.start, i + 1, kind)
@@ -60,9 +62,11 @@ def mention_pool(examples: Sequence[Example]) -> MentionPool:
     return {kind: tuple(mentions) for kind, mentions in pool.items()}
 
 
-def bio_tags(kind: str, length: int) -> list[str]:
-    """The tags of a ``length``-word mention of ``kind``."""
-    return [f"B-{kind}", *[f"I-{kind}"] * (length - 1)]
+def mention_tags(first: str, kind: str, length: int) -> list[str]:
+    """The tags of a ``length``-word mention of ``kind`` in the scheme of the mention it replaces (whose first tag
+    is ``first``): B-X then I-X, or I-X / bare X throughout, so every tag is one the label map already holds."""
+    inside = f"I-{kind}" if first == f"B-{kind}" else first
+    return [first, *[inside] * (length - 1)]
 
 
 def replace_mentions(words: Sequence[str], tags: Sequence[str], pool: MentionPool, rate: float,
@@ -80,7 +84,7 @@ def replace_mentions(words: Sequence[str], tags: Sequence[str], pool: MentionPoo
             out_tags += tags[mention.start:mention.end]
         else:
             out_words += chosen
-            out_tags += bio_tags(mention.kind, len(chosen))
+            out_tags += mention_tags(tags[mention.start], mention.kind, len(chosen))
         at = mention.end
     return out_words + list(words[at:]), out_tags + list(tags[at:])
 

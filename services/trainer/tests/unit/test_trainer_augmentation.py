@@ -84,6 +84,16 @@ def test_replaced_mentions_keep_words_and_tags_aligned_and_the_words_outside_the
         assert words[:3] == ["no", "sign", "of"] and words[-1] == "today"
 
 
+@pytest.mark.parametrize("inside", ["I-Disease", "Disease"])
+def test_a_replaced_mention_keeps_the_datasets_tag_scheme(inside):
+    # IO tags (I-X only) or bare tags (X): a copy must not write a B-X the label map has never seen.
+    train = [Example("a", "cystic fibrosis improved", (inside, inside, "O")), Example("b", "asthma", (inside,))]
+    assert entity_mentions(train[0].label) == [Mention(0, 2, "Disease")]
+    pool = mention_pool(train)
+    words, tags = replace_mentions(train[1].words, train[1].label, pool, 1.0, random.Random(0))
+    assert words == ["cystic", "fibrosis"] and tags == [inside, inside]
+
+
 def test_augmented_ner_copies_only_use_training_mentions_of_the_same_type():
     options = AugmentationOptions(copies=3, mention_replacement=1.0, token_mask=0.0)
     augmented = augment_examples(TRAIN, TOKEN_CLASSIFICATION, options, MASK, seed=7)
