@@ -48,7 +48,6 @@ class OnnxTokenClassifier:
             if quantize:
                 path = quantize_int8(path, Path(tmp) / "model.int8.onnx")
             self.session = ort.InferenceSession(path.read_bytes(), options, providers=["CPUExecutionProvider"])
-        self.quantized = quantize
 
     def __call__(self, input_ids: Any, attention_mask: Any) -> Any:
         """The logits (batch, pieces, labels) as a numpy array."""

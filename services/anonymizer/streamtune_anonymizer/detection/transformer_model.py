@@ -83,7 +83,8 @@ class TransformerEntityModel:
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         elif self._onnx is None:
             model = model.to(device)
-        self.model = model.eval()
+        # Under ONNX Runtime the session holds its own copy of the weights: the torch model is not kept.
+        self.model = model.eval() if self._onnx is None else None
         self.runtime = "onnx" if self._onnx is not None else "torch"
         self.device = "cpu" if quantize or self._onnx is not None else device
         self.max_length = max_length
