@@ -25,7 +25,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from .model_card import CONFIG_FILE, WEIGHTS_FILE, VersionRejected
+from .model_card import CONFIG_FILE, LABELS_FILE, WEIGHTS_FILE, VersionRejected
 from .sensor_windows import WindowSpec
 
 ARCHITECTURE = "streamtune-anomaly-cnn"
@@ -134,6 +134,16 @@ def version_files(net: AnomalyNet) -> dict[str, bytes]:
     """The config and safetensors weights of a trained network (tensors made contiguous, on the CPU)."""
     weights = {name: t.detach().cpu().contiguous() for name, t in net.state_dict().items()}
     return {CONFIG_FILE: net.config.model_dump_json(indent=2).encode(), WEIGHTS_FILE: save_safetensors(weights)}
+
+
+ID2LABEL = {0: "normal", 1: "anomaly"}
+
+
+def published_files(net: AnomalyNet) -> dict[str, bytes]:
+    """Every file of a sensor-anomaly version but its card: config.json, model.safetensors, labels.json."""
+    labels = {"task": "sensor-anomaly", "id2label": {str(i): n for i, n in ID2LABEL.items()},
+              "label2id": {n: i for i, n in ID2LABEL.items()}}
+    return {**version_files(net), LABELS_FILE: json.dumps(labels, indent=2).encode()}
 
 
 def load_network(config_bytes: bytes, weights_bytes: bytes) -> AnomalyNet:

@@ -33,8 +33,8 @@ from benchlib import ROOT, bench_env, drop_bench_bucket, write_result, xadd_all
 from redis.asyncio import Redis
 from streamtune_predictor.anomaly import AnomalyModel
 from streamtune_shared import streams
-from streamtune_shared.anomaly_net import AnomalyNet, version_files
-from streamtune_shared.model_card import LABELS_FILE, CardAnomaly, ModelCard
+from streamtune_shared.anomaly_net import AnomalyNet, published_files
+from streamtune_shared.model_card import CardAnomaly, ModelCard
 from streamtune_shared.model_registry import RegistryLayout, file_checksums, write_version
 from streamtune_shared.sensor_windows import Calibration, reading_matrix, sliding_windows
 from streamtune_shared.settings import InfraSettings
@@ -63,9 +63,7 @@ def publish_random_version(env: dict[str, str], sensors: tuple[str, ...], window
     # naming only model, task, dataset and calibration_events publishes.
     config = AnomalyHyperparameters(window=window, calibration_events=calibration).net_config(sensors)
     net = AnomalyNet(config).eval()
-    labels = {"task": "sensor-anomaly", "id2label": {"0": "normal", "1": "anomaly"},
-              "label2id": {"normal": 0, "anomaly": 1}}
-    files = {**version_files(net), LABELS_FILE: json.dumps(labels).encode()}
+    files = published_files(net)
     card = ModelCard(model_name=MODEL, version=VERSION, task="sensor-anomaly", dataset=DATASET, request_id="bench",
                      files=file_checksums(files), created_at=datetime.now(UTC),
                      anomaly=CardAnomaly(threshold=0.5, false_alarm_cap=0.1))

@@ -19,8 +19,8 @@ import pytest
 import torch
 from streamtune_predictor.anomaly import AnomalyModel
 from streamtune_shared import streams
-from streamtune_shared.anomaly_net import AnomalyNet, AnomalyNetConfig, version_files
-from streamtune_shared.model_card import LABELS_FILE, CardAnomaly, ModelCard
+from streamtune_shared.anomaly_net import AnomalyNet, AnomalyNetConfig, published_files
+from streamtune_shared.model_card import CardAnomaly, ModelCard
 from streamtune_shared.model_registry import RegistryLayout, file_checksums, write_version
 from streamtune_shared.sensor_windows import Calibration, reading_matrix, sliding_windows
 from streamtune_shared.testing import wait_until
@@ -41,9 +41,7 @@ def publish(store) -> AnomalyNet:
     """A randomly initialised network stored as version 1 of pump-anomaly, the way the trainer writes one."""
     torch.manual_seed(11)
     net = AnomalyNet(CONFIG).eval()
-    labels = {"task": "sensor-anomaly", "id2label": {"0": "normal", "1": "anomaly"},
-              "label2id": {"normal": 0, "anomaly": 1}}
-    files = {**version_files(net), LABELS_FILE: json.dumps(labels).encode()}
+    files = published_files(net)
     card = ModelCard(model_name="pump-anomaly", version="20261201T090000Z-replica1", task="sensor-anomaly",
                      dataset="pump-sensors", request_id="req-replicas", files=file_checksums(files),
                      created_at=datetime.now(UTC), anomaly=CardAnomaly(threshold=0.5, false_alarm_cap=0.1))

@@ -16,8 +16,8 @@ from streamtune_predictor.app import create_app
 from streamtune_predictor.config import PredictorSettings
 from streamtune_predictor.device_windows import device_key
 from streamtune_shared import streams
-from streamtune_shared.anomaly_net import AnomalyNet, AnomalyNetConfig, version_files
-from streamtune_shared.model_card import LABELS_FILE, CardAnomaly, ModelCard
+from streamtune_shared.anomaly_net import AnomalyNet, AnomalyNetConfig, published_files
+from streamtune_shared.model_card import CardAnomaly, ModelCard
 from streamtune_shared.model_registry import RegistryLayout, file_checksums, write_version
 from streamtune_shared.sensor_windows import Calibration, reading_matrix, sliding_windows
 from streamtune_shared.testing import wait_until
@@ -36,9 +36,7 @@ def settings(infra_settings) -> PredictorSettings:
 def publish(store) -> AnomalyNet:
     torch.manual_seed(5)
     net = AnomalyNet(CONFIG).eval()
-    labels = {"task": "sensor-anomaly", "id2label": {"0": "normal", "1": "anomaly"},
-              "label2id": {"normal": 0, "anomaly": 1}}
-    files = {**version_files(net), LABELS_FILE: json.dumps(labels).encode()}
+    files = published_files(net)
     card = ModelCard(model_name="pump-anomaly", version=VERSION, task="sensor-anomaly", dataset="pump-sensors",
                      request_id="req-anomaly", files=file_checksums(files), created_at=datetime.now(UTC),
                      anomaly=CardAnomaly(threshold=0.5, false_alarm_cap=0.1))
