@@ -12,12 +12,12 @@ from pydantic import ValidationError
 from streamtune_shared.adaptation import SearchDimension, SearchOptions
 from streamtune_shared.schemas import TrainRequest, field_errors
 
-from .domain import TOKEN_CLASSIFICATION, TrainingRejected
+from .domain import SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION, TrainingRejected
 
 # The dev metrics each task's evaluation reports (streamtune_trainer.evaluation), named as on train.status.
 DEV_METRICS: dict[str, tuple[str, ...]] = {
     TOKEN_CLASSIFICATION: ("f1", "precision", "recall", "loss"),
-    "sequence-classification": ("f1", "macro_f1", "accuracy", "loss"),
+    SEQUENCE_CLASSIFICATION: ("f1", "macro_f1", "accuracy", "loss"),
 }
 INTEGER_PARAMETERS = frozenset({"epochs", "batch_size", "lora.r", "lora.alpha", "freeze.layers"})
 
