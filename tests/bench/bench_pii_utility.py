@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 
 import streamtune_trainer  # noqa: F401 - sets HF_HUB_OFFLINE before transformers is imported
-import torch
-from bench_training import read_conll
-from benchlib import write_result
+from bench_training import ncbi_parser, read_conll
+from benchlib import quiet_training_logs, write_result
 from streamtune_anonymizer.detection import PiiDetector, default_recognizers
 from streamtune_anonymizer.detection.eponyms import WithoutEponyms
 from streamtune_anonymizer.redaction import redact_texts
@@ -32,19 +31,12 @@ from streamtune_trainer.domain import TOKEN_CLASSIFICATION, DatasetSplits, Examp
 from streamtune_trainer.pipeline import encode_splits, load_base
 from streamtune_trainer.training import Hyperparameters, TrainingHooks, pick_device, seed_everything, train_model
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ncbi_disease")
+    parser = ncbi_parser(__doc__, "pii_utility.json", epochs=2)
     parser.add_argument("--model-folder", type=Path, default=None, help="a pii-ner version folder (else spaCy)")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--max-train-sentences", type=int, default=None)
     parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "pii_utility.json")
     return parser.parse_args()
 
 
@@ -93,10 +85,10 @@ def train_and_score(train: list[Example], dev: list[Example], args: argparse.Nam
 
 def main() -> int:
     args = parse_args()
-    torch.set_num_threads(2)
+    quiet_training_logs(args.threads)
     started = time.perf_counter()
     train = read_conll(args.data / "train.tsv", "train", args.max_train_sentences)
-    dev = read_conll(args.data / "devel.tsv", "dev", None)
+    dev = read_conll(args.data / "devel.tsv", "dev", args.max_dev_sentences)
     detector = PiiDetector(default_recognizers(), (entity_model(args.model_folder),))
     clean_train, train_counts, train_hits = redacted(train, detector)
     clean_dev, dev_counts, dev_hits = redacted(dev, detector)
