@@ -32,7 +32,6 @@ from streamtune_trainer.pipeline import encode_splits, load_base
 from streamtune_trainer.training import Hyperparameters, TrainingHooks, pick_device, seed_everything, train_model
 
 
-
 def parse_args() -> argparse.Namespace:
     parser = ncbi_parser(__doc__, "pii_utility.json", epochs=2)
     parser.add_argument("--model-folder", type=Path, default=None, help="a pii-ner version folder (else spaCy)")
