@@ -170,17 +170,19 @@ class RedisDeviceWindows:
         """Add the events and return each one's view (same order as ``events``)."""
         by_device = _group(events)
         keys: list[str] = []
+        rows_keys: list[str] = []
         args: list[str | int | float] = [window, calibration_events, self._ttl_s]
         for device_id, items in by_device.items():
             base = device_key(dataset, device_id)
-            keys += [f"{base}:win", f"{base}:rows", f"{base}:cal", f"{base}:calids"]
+            rows_keys.append(rows_key := f"{base}:rows")
+            keys += [f"{base}:win", rows_key, f"{base}:cal", f"{base}:calids"]
             args.append(len(items))
             for _, event in items:
                 args += [event.event_id, repr(event.ts), readings_json(event)]
-                self._rows.put(f"{base}:rows", event.event_id, dict(event.readings))
+                self._rows.put(rows_key, event.event_id, dict(event.readings))
         replies = await self._script(keys=keys, args=args)
         windows = [[(_text(m), float(s)) for m, s in zip(flat[::2], flat[1::2], strict=True)] for *_, flat in replies]
-        rows = await self._fetch([keys[4 * d + 1] for d in range(len(by_device))], windows)
+        rows = await self._fetch(rows_keys, windows)
         views: list[EventView | None] = [None] * len(events)
         for (_, items), (flags, cal_flat, _), device_rows in zip(by_device.items(), replies, rows, strict=True):
             calibration = {_text(k): float(v) for k, v in zip(cal_flat[::2], cal_flat[1::2], strict=True)}
