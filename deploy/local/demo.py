@@ -91,9 +91,8 @@ async def payloads(redis: Redis, stream: str) -> list[dict]:
 
 async def follow_training(redis: Redis, request_id: str, timeout_s: float) -> tuple[dict, list[float]]:
     """Print each epoch's dev entity F1 until the run is published or failed; returns dev F1 by epoch."""
-    status, dev = await training_status.follow_training(
-        redis, request_id, timeout_s, say,
-        lambda s, d: f"  epoch {s['epoch']}/{s['epochs']}: dev entity F1 {d.get('f1', float('nan')):.3f}")
+    status, dev = await training_status.follow_training(redis, request_id, timeout_s, say,
+                                                        training_status.entity_f1_line)
     return status, [d.get("f1", float("nan")) for d in dev]
 
 
@@ -136,8 +135,7 @@ def _demo_store(env: dict[str, str]):
 
 
 async def demo_loop(redis: Redis, procs: dict, env: dict[str, str]) -> None:
-    privacy = await privacy_pillar(redis, env, procs["anonymizer"].url("/metrics"), say, xadd_events, wait_until,
-                                   follow_training)
+    privacy = await privacy_pillar(redis, env, procs["anonymizer"].url("/metrics"), say, xadd_events, wait_until)
     await sensor_loop(redis, say, wait_until)
     pumps, notes = fixture_events("pump_events.jsonl"), fixture_events("clinical_notes.jsonl")
     first, http_batch, later = notes[:TRAIN_NOTES - 20], notes[TRAIN_NOTES - 20:TRAIN_NOTES], notes[TRAIN_NOTES:]

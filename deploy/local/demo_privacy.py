@@ -26,6 +26,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 from streamtune_shared import streams
+from training_status import entity_f1_line, follow_training
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = ROOT / "tests" / "fixtures" / "pii_validation.jsonl"
@@ -168,7 +169,7 @@ def _ratio(pair: tuple[int, int]) -> str:
 
 
 async def privacy_pillar(redis: Redis, env: dict[str, str], anonymizer_metrics_url: str, say: Say,
-                         xadd: Callable, wait_until: Callable, follow_training: Callable) -> dict:
+                         xadd: Callable, wait_until: Callable) -> dict:
     """Probe, train and publish pii-ner, probe again; returns what the summary prints."""
     records = probe_records()
     say(f"PII probe: {len(records)} texts (names, addresses, places, organisations, dates, cards...) never "
@@ -179,7 +180,7 @@ async def privacy_pillar(redis: Redis, env: dict[str, str], anonymizer_metrics_u
     await redis.xadd(streams.TRAIN_REQUESTS, {streams.PAYLOAD_FIELD: json.dumps(request)})
     say(f"train request sent: fine-tune MiniLM (first {request['base_layers']} layers, {request['epochs']} epochs) "
         f"as {PII_MODEL}")
-    status, _ = await follow_training(redis, request["request_id"], timeout_s=900)
+    status, _ = await follow_training(redis, request["request_id"], 900, say, entity_f1_line)
     if status["state"] == "failed":
         raise SystemExit(f"demo: training {PII_MODEL} failed: {status.get('message')}")
     await asyncio.to_thread(wait_pii_model, anonymizer_metrics_url, status["version"], 120)

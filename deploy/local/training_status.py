@@ -13,6 +13,11 @@ PAYLOAD_KEY = streams.PAYLOAD_FIELD.encode()
 EpochLine = Callable[[dict, dict], str]
 
 
+def entity_f1_line(status: dict, dev: dict) -> str:
+    """One epoch's dev entity F1 (token-classification runs)."""
+    return f"  epoch {status['epoch']}/{status['epochs']}: dev entity F1 {dev.get('f1', float('nan')):.3f}"
+
+
 async def follow_training(redis: Redis, request_id: str, timeout_s: float, say: Callable[[str], None],
                           epoch_line: EpochLine, what: str = "training") -> tuple[dict, list[dict]]:
     """Say ``epoch_line(status, dev metrics)`` at each epoch until the run is published or failed.

@@ -38,6 +38,7 @@ from streamtune_trainer.domain import TOKEN_CLASSIFICATION, DatasetSplits, Examp
 from streamtune_trainer.pipeline import LoadedModel, encode_splits, load_base, version_files
 from streamtune_trainer.training import Hyperparameters, TrainingHooks, seed_everything, train_model
 from benchlib import quiet_training_logs
+from demo_privacy import clinical_negatives  # deploy/local: the demo's negatives
 
 REPO = Path(__file__).resolve().parents[2]
 DEV_FRACTION = 0.1
@@ -110,9 +111,7 @@ def build_splits(args: argparse.Namespace, run: Run, records: list[dict]) -> tup
     if not args.no_presidio_train:
         rows += from_presidio(records, "train", pattern_labels=args.pattern_labels)
     if args.clinical_negatives:
-        notes = (REPO / "tests" / "fixtures" / "clinical_notes.jsonl").read_text().splitlines()
-        rows += [{"event_id": f"clinical-negative-{i}", "text": text, "label": ["O"] * len(text.split())}
-                 for i, text in enumerate(json.loads(line)["text"] for line in notes if line)]
+        rows += clinical_negatives()
     pool = as_examples(rows)
     validation = as_examples(from_presidio(records, "validation", pattern_labels=True))
     train = tuple(e for e in pool if not in_dev(e.event_id))
