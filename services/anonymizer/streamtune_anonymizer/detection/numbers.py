@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 
 from .check_digits import iban_length, luhn_is_valid, ssn_is_valid
 from .context import Context, words
@@ -34,13 +35,13 @@ class CardRecognizer:
     def find(self, text: str) -> Iterator[PiiSpan]:
         """Every card number in ``text``; trailing digit groups (an expiry year) are left out."""
         for match in _CARD.finditer(text):
-            in_context = _CARD_CONTEXT.around(text, match.start(), match.end())
-            length = _card_length(match.group(), short_ok=in_context)
+            # The card-word search runs only for a Luhn-valid 12-digit number without a Maestro prefix.
+            length = _card_length(match.group(), partial(_CARD_CONTEXT.around, text, match.start(), match.end()))
             if length:
                 yield PiiSpan(match.start(), match.start() + length, CREDIT_CARD)
 
 
-def _card_length(candidate: str, *, short_ok: bool = False) -> int:
+def _card_length(candidate: str, near_card_word: Callable[[], bool] = lambda: False) -> int:
     """Characters of the longest valid card number made of the candidate's first digit groups, or 0.
 
     Trailing groups may be dropped ("4111 1111 1111 1111 2025"); a 12-digit number only counts whole.
@@ -48,16 +49,16 @@ def _card_length(candidate: str, *, short_ok: bool = False) -> int:
     ends = [m.end() for m in _DIGIT_RUN.finditer(candidate)]
     for size in range(len(ends), 0, -1):
         digits = "".join(_DIGIT_RUN.findall(candidate[:ends[size - 1]]))
-        if (size == len(ends) or len(digits) >= 13) and _is_card_number(digits, short_ok=short_ok):
+        if (size == len(ends) or len(digits) >= 13) and _is_card_number(digits, near_card_word):
             return ends[size - 1]
     return 0
 
 
-def _is_card_number(digits: str, *, short_ok: bool = False) -> bool:
+def _is_card_number(digits: str, near_card_word: Callable[[], bool]) -> bool:
     # 13-19 digits is the ISO/IEC 7812 range; Maestro also issues 12-digit numbers.
-    twelve_ok = short_ok or _MAESTRO_12.match(digits) is not None
-    length_ok = 13 <= len(digits) <= 19 or (len(digits) == 12 and twelve_ok)
-    return length_ok and len(set(digits)) > 1 and luhn_is_valid(digits)
+    if not (12 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn_is_valid(digits)):
+        return False
+    return len(digits) > 12 or _MAESTRO_12.match(digits) is not None or near_card_word()
 
 
 class IbanRecognizer:
