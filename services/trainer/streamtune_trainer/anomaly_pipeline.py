@@ -7,16 +7,15 @@ a run takes minutes on a CPU, so it does not checkpoint per epoch: a crashed run
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 import structlog
 import torch
 from streamtune_shared.adaptation import AugmentationOptions
-from streamtune_shared.anomaly_net import AnomalyNet, version_files
+from streamtune_shared.anomaly_net import ID2LABEL, AnomalyNet, published_files
 from streamtune_shared.datasets import read_dataset
-from streamtune_shared.model_card import LABELS_FILE, CardAnomaly, ModelCard
+from streamtune_shared.model_card import CardAnomaly, ModelCard
 from streamtune_shared.model_registry import version_name
 from streamtune_shared.schemas import ShardManifest, TrainRequest
 
@@ -31,8 +30,6 @@ from .pipeline import RunContext, describe, publish_version
 from .training import pick_device, seed_everything
 
 log = structlog.get_logger(__name__)
-
-ID2LABEL = {0: "normal", 1: "anomaly"}
 
 
 def load_recordings(request: TrainRequest, store: Any) -> tuple[RecordingSplits, tuple[str, ...], list[ShardManifest]]:
@@ -81,13 +78,6 @@ def evaluate_test(net: AnomalyNet, result: FinetuneResult, test: WindowSet, devi
     return metrics
 
 
-def anomaly_files(net: AnomalyNet) -> dict[str, bytes]:
-    """The version's files but its card: config.json, model.safetensors, labels.json."""
-    labels = {"task": "sensor-anomaly", "id2label": {str(i): n for i, n in ID2LABEL.items()},
-              "label2id": {n: i for i, n in ID2LABEL.items()}}
-    return {**version_files(net), LABELS_FILE: json.dumps(labels, indent=2).encode()}
-
-
 def run_anomaly_training(request: TrainRequest, ctx: RunContext) -> ModelCard:
     """The whole sensor-anomaly run; returns the card of the published version."""
     torch.set_num_threads(ctx.settings.num_threads)
@@ -97,7 +87,7 @@ def run_anomaly_training(request: TrainRequest, ctx: RunContext) -> ModelCard:
     splits, sensors, manifests = load_recordings(request, ctx.store)
     net, result = train_network(hp, sensors, splits, ctx, device, request.augmentation)
     test = evaluate_test(net, result, build_windows(splits.test, net.config.spec()), device)
-    files = anomaly_files(net)
+    files = published_files(net)
     state = RunState(seed=hp.seed, labels=list(ID2LABEL.values()), epoch=len(result.history),
                      best_metric=result.dev["f1"], best_epoch=result.best_epoch, history=result.history)
     now = ctx.clock()
