@@ -169,21 +169,27 @@ def augment_window_copy(x: np.ndarray, options: AugmentationOptions, rng: np.ran
     return (warped * scale + noise).astype(x.dtype)
 
 
+def window_copies(x: np.ndarray, y: np.ndarray, options: AugmentationOptions,
+                  seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``options.copies`` augmented copies of the windows, one after another, and their (unchanged) labels."""
+    rng = np.random.default_rng(seed)
+    copies = [augment_window_copy(x, options, rng) for _ in range(options.copies)]
+    return np.concatenate(copies), np.concatenate([y] * options.copies)
+
+
 def augment_windows(x: np.ndarray, y: np.ndarray, options: AugmentationOptions,
                     seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The windows and labels followed by ``options.copies`` augmented copies (labels unchanged)."""
-    rng = np.random.default_rng(seed)
-    copies = [augment_window_copy(x, options, rng) for _ in range(options.copies)]
-    return np.concatenate([x, *copies]), np.concatenate([y] * (options.copies + 1))
+    extra_x, extra_y = window_copies(x, y, options, seed)
+    return np.concatenate([x, extra_x]), np.concatenate([y, extra_y])
 
 
 def augment_window_set(windows: WindowSet, options: AugmentationOptions, seed: int) -> WindowSet:
     """Training windows followed by augmented copies of their labeled ones (only those reach the classifier)."""
     labeled = windows.y != UNLABELED
-    x, y = augment_windows(windows.x[labeled], windows.y[labeled], options, seed)
-    extra = int(labeled.sum())
-    return WindowSet(np.concatenate([windows.x, x[extra:]]), np.concatenate([windows.y, y[extra:]]),
-                     np.concatenate([windows.scored, np.ones(len(y) - extra, dtype=bool)]))
+    x, y = window_copies(windows.x[labeled], windows.y[labeled], options, seed)
+    return WindowSet(np.concatenate([windows.x, x]), np.concatenate([windows.y, y]),
+                     np.concatenate([windows.scored, np.ones(len(y), dtype=bool)]))
 
 
 def augment_training_split(splits: DatasetSplits, options: AugmentationOptions | None, tokenizer: object,
