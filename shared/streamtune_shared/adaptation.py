@@ -78,7 +78,7 @@ class AugmentationOptions(BaseModel):
     Each training example gets ``copies`` augmented copies, drawn once from the request's ``seed`` (a resumed run
     sees the same ones). Text: NER replaces entity mentions with other mentions of the same type from the training
     set itself and masks words outside entities; classification masks and swaps words. Sensor windows (the labeled
-    training windows): jitter, scaling and time-warp. Refused together with ``dp``.
+    training windows): jitter, scaling and time-warp. With ``dp`` the trainer refuses the run (a failed train.status).
     """
 
     model_config = _OPTIONS
@@ -101,7 +101,8 @@ class AugmentationOptions(BaseModel):
 class AdversarialOptions(BaseModel):
     """Opt-in adversarial training: FGM (one step) or PGD perturbations of the word embeddings.
 
-    Text tasks only, with any method (a frozen embedding is perturbed but stays frozen); refused with ``dp``.
+    Text tasks only, with any method (a frozen embedding is perturbed but stays frozen); with ``dp`` the trainer
+    refuses the run (a failed train.status).
     """
 
     model_config = _OPTIONS
