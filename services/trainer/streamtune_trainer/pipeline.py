@@ -239,13 +239,12 @@ def version_files(loaded: LoadedModel, label_map: LabelMap, workdir: Path) -> di
     return files
 
 
-def card_and_files(request: TrainRequest, ctx: RunContext, files: dict[str, bytes],
-                   card_info: dict[str, Any]) -> tuple[ModelCard, dict[str, bytes]]:
-    """The card of a run's version (named now), with the version's files."""
+def version_card(request: TrainRequest, ctx: RunContext, files: dict[str, bytes],
+                 card_info: dict[str, Any]) -> ModelCard:
+    """The card of a run's version, named now."""
     now = ctx.clock()
-    card = build_card(request=request, version_id=version_name(now, request.request_id), files=files,
+    return build_card(request=request, version_id=version_name(now, request.request_id), files=files,
                       created_at=now, **card_info)
-    return card, files
 
 
 def publish_version(ctx: RunContext, card: ModelCard, files: dict[str, bytes]) -> ModelCard:
@@ -296,7 +295,7 @@ def train_version(request: TrainRequest, ctx: RunContext) -> tuple[ModelCard, di
                  "device": describe(device), "lineage_info": lineage(manifests, splits.sizes()),
                  "resumed_from_epoch": outcome.resumed_from_epoch, "adapter": card_adapter(request, loaded),
                  "privacy": outcome.privacy}
-    return card_and_files(request, ctx, files, card_info)
+    return version_card(request, ctx, files, card_info), files
 
 
 def card_adapter(request: TrainRequest, loaded: LoadedModel) -> CardAdapter | None:
