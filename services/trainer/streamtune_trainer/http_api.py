@@ -34,9 +34,11 @@ def create_http_app(store: Callable[[], ObjectStore], layout: RegistryLayout) ->
         async def serve(request: Request) -> Response:
             name, version = request.path_params["name"], request.path_params["version"]
             try:
-                data = await asyncio.to_thread(read_report_file, store(), layout, name, version, file_name)
+                opened = store()
             except RuntimeError:  # the object store is not open yet
                 return JSONResponse({"detail": "the trainer is starting"}, status_code=503)
+            try:
+                data = await asyncio.to_thread(read_report_file, opened, layout, name, version, file_name)
             except VersionRejected as exc:
                 log.warning("report.rejected", model=name, version=version, reason=exc.reason)
                 return JSONResponse({"detail": exc.reason}, status_code=409)
