@@ -137,7 +137,7 @@ class ServiceRuntime:
         """The FastStream ASGI app: subscribers, the service's HTTP routes, /healthz, /readyz, /metrics."""
         http_app = http_app or Starlette()
         add_probe_routes(http_app, ready or (lambda: self.started))
-        return AsgiFastStream(
+        app = AsgiFastStream(
             self.broker,
             asgi_routes=asgi_routes(http_app),
             logger=None,
@@ -146,3 +146,7 @@ class ServiceRuntime:
             on_shutdown=[self._on_shutdown],
             after_shutdown=[self._after_shutdown],
         )
+        # AsgiFastStream matches exact paths only: a path with parameters (/devices/{id}/stats,
+        # /models/{name}/{version}/report) falls through to the service's own app, which also answers the 404s.
+        app.not_found = http_app  # type: ignore[method-assign]
+        return app

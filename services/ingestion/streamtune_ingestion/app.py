@@ -42,10 +42,7 @@ def create_app(settings: IngestionSettings, deps: IngestionDeps | None = None) -
     async def ready() -> bool:
         return await is_ready(runtime)
 
-    app = runtime.build(http_app, ready=ready)
-    # AsgiFastStream matches exact paths only: a path with parameters (/devices/{id}/stats) falls through to FastAPI.
-    app.not_found = http_app  # type: ignore[method-assign]
-    return app
+    return runtime.build(http_app, ready=ready)
 
 
 def device_stats_of(runtime: ServiceRuntime) -> Callable[[], DeviceStatsStore | None]:

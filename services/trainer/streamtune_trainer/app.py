@@ -62,7 +62,4 @@ def create_service(settings: TrainerSettings, deps: TrainerDeps | None = None) -
 def create_app(settings: TrainerSettings, deps: TrainerDeps | None = None) -> AsgiFastStream:
     """The trainer as an ASGI FastStream app: consumer, report routes, /healthz, /readyz, /metrics."""
     service = create_service(settings, deps)
-    app = service.runtime.build(service.http_app)
-    # AsgiFastStream matches exact paths only: the report paths (with parameters) fall through to Starlette.
-    app.not_found = service.http_app  # type: ignore[method-assign]
-    return app
+    return service.runtime.build(service.http_app)
