@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from .spans import STREET_ADDRESS, ZIP_CODE, PiiSpan
+from .spans import LOCATION, STREET_ADDRESS, ZIP_CODE, PiiSpan
 
 # USPS street suffixes (Publication 28, C1), with their common abbreviations.
 _SUFFIX = (
@@ -66,16 +66,19 @@ _CUED_STREET = re.compile(
     rf"(?<!\w){_ADDRESS_CUE}[ \t]+((?:{_NUMBER}[ \t]+)?(?:[A-ZÀ-Þ][\w'’.-]*[ \t]+(?:(?:and|de|do|da|del|di|la|le|"
     rf"van|von|der|den|y|u\.|ul\.)[ \t]+)*){{1,4}}{_NUMBER})(?!\w)"
 )
-# Lines that continue an address block: a few capitalized words (city, region, country), "nan", a code.
+# Lines that continue an address block: a few capitalized words (city, region, country), "nan", then maybe a
+# code. The words are a LOCATION, as a city or country is anywhere else (presidio-research's convention too:
+# the street part is the STREET_ADDRESS, the city and country lines are places); the code is a ZIP_CODE.
 _CONTINUATION = re.compile(
-    r"\n[ \t>?]*,?[ \t]*((?:(?:[^\W\d_a-z][\w'’.()-]*|nan|de|del|la|le|nad|upon|on)[ \t,]*){1,5}"
-    r"(?:[ \t]\d{3,6}(?:[- ]\d{2,4})?)?)[ \t]*(?=\n|$)"
+    r"\n[ \t>?]*(,?[ \t]*)((?:(?:[^\W\d_a-z][\w'’.()-]*|nan|de|del|la|le|nad|upon|on)(?:[ \t,]+|(?=[ \t]*(?:\n|$)))){0,5}?)"
+    r"[ \t]*(\d{2,6}(?:[- ]\d{2,6})?)?\.?[ \t]*(?=\n|$)"
 )
 _MAX_CONTINUATION_LINES = 4
 
 
 class StreetAddressRecognizer:
-    """Street lines, unit parts and boxes, and the city/country lines of an address block after them."""
+    """Street lines, unit parts and boxes (STREET_ADDRESS), and the city/country lines of an address block after
+    them (LOCATION, with a closing code as ZIP_CODE)."""
 
     def find(self, text: str) -> Iterator[PiiSpan]:
         """Every street address part in ``text``; adjoining parts are joined by the detector's merge."""
@@ -139,9 +142,20 @@ def _continuations(text: str, ends: list[int]) -> Iterator[PiiSpan]:
             continue  # something else follows the part on its line
         for _ in range(_MAX_CONTINUATION_LINES):
             match = _CONTINUATION.match(text, line_end)
-            if match is None:
+            if match is None or not (match.group(2) or match.group(3)):
                 break
-            yield PiiSpan(*match.span(1), STREET_ADDRESS)
+            # A line's leading comma (", CO") goes with what follows it, so no lone "," token is left.
+            start = match.start(1) if match.group(1).strip() else match.start(2)
+            line = text[match.start(2):match.end()].strip()
+            if _UNIT_OR_BOX.fullmatch(line):  # "Apt. 123" on its own line: still the street part
+                yield PiiSpan(start, match.start(2) + len(line), STREET_ADDRESS)
+                line_end = match.end()
+                continue
+            words_end = match.start(2) + len(match.group(2).rstrip(" \t,"))
+            if words_end > match.start(2):
+                yield PiiSpan(start, words_end, LOCATION)
+            if match.group(3):
+                yield PiiSpan(match.start(3) if words_end > match.start(2) else start, match.end(3), ZIP_CODE)
             line_end = match.end()
 
 

@@ -76,6 +76,14 @@ def fill(template: Template, fake: Faker, rng: random.Random, pattern_labels: bo
         parts.append(literal)
         position += len(literal)
         placeholder = PLACEHOLDERS[match.group(1)]
+        if placeholder.kind == "shape":  # a snippet of placeholders (an address): each part labeled as its own
+            value, inner = fill(Template(template.template_id, placeholder.factory(fake, rng)), fake, rng,
+                                pattern_labels)
+            spans.extend(Span(s.start + position, s.end + position, s.entity_type) for s in inner)
+            parts.append(value)
+            position += len(value)
+            cursor = match.end()
+            continue
         value = placeholder.factory(fake, rng).strip() or "x"
         if placeholder.kind == "ner":
             value = _vary_case(value, rng)

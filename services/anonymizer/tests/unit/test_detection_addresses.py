@@ -31,11 +31,19 @@ def test_units_and_boxes(text, part):
     assert _values(StreetAddressRecognizer(), f"send it to {text} please") == [part]
 
 
-def test_an_address_block_continues_over_its_city_and_country_lines():
+def test_an_address_block_continues_over_its_city_and_country_lines_as_places():
     text = "Marisa\n583 Magrethevej 298\n Apt. 123\n Qasigiannguit\n Greenland 07609\nThanks for the help, see you."
-    found = _values(StreetAddressRecognizer(), text)
-    assert "Qasigiannguit" in found and "Greenland 07609" in found
-    assert not any("Thanks" in value for value in found)
+    found = {(text[s.start:s.end], s.pii_type) for s in merge_spans(StreetAddressRecognizer().find(text))}
+    assert {("583 Magrethevej 298", "STREET_ADDRESS"), ("Apt. 123", "STREET_ADDRESS"),
+            ("Qasigiannguit", "LOCATION"), ("Greenland", "LOCATION"), ("07609", "ZIP_CODE")} <= found
+    assert not any("Thanks" in value for value, _ in found)
+
+
+def test_a_unit_line_inside_an_address_block_stays_part_of_the_street():
+    text = "Ship to:\nAnna Berg\n12 Oak Street\nSuite 5\nSpringfield, IL 62704\nUSA"
+    found = {(text[s.start:s.end], s.pii_type) for s in merge_spans(StreetAddressRecognizer().find(text))}
+    assert {("Suite 5", "STREET_ADDRESS"), ("Springfield, IL", "LOCATION"), ("62704", "ZIP_CODE"),
+            ("USA", "LOCATION")} <= found
 
 
 @pytest.mark.parametrize("text", ["exon 5 close to 2 missense mutations", "the APT1 gene", "in 12 families",

@@ -33,12 +33,23 @@ def test_the_same_seed_gives_the_same_rows_and_another_seed_others():
 
 
 def test_a_tag_starts_with_b_and_continues_with_i():
-    templates = parse_templates("Contact {{PERSON}} at {{FULL_ADDRESS}} today")
+    templates = parse_templates("Contact {{PERSON}} at {{STREET_ADDRESS}} today")
     for row in generate(40, seed=1, locales=["en_US"], templates=templates):
         tags = row["label"]
         assert tags[0] == "O" and tags[1] == "B-PERSON" and tags[-1] == "O"
         address = [t for t in tags if t.endswith("STREET_ADDRESS")]
         assert address[0] == "B-STREET_ADDRESS" and set(address[1:]) == {"I-STREET_ADDRESS"}
+
+
+def test_a_full_address_labels_its_street_part_and_its_places_each_as_its_own_type():
+    templates = parse_templates("Ship to: {{FULL_ADDRESS}}")
+    rows = generate(60, seed=4, templates=templates, pattern_labels=True)
+    for row in rows:
+        tags = [t for t in row["label"] if t != "O"]
+        assert tags[0] == "B-STREET_ADDRESS"  # every layout opens with the street line
+        assert row["label"][-1] != "O"  # the last part (city, country or code) is labeled too
+    # The city, state and country are places; the code inside an address is taught as part of the address.
+    assert {t[2:] for row in rows for t in row["label"] if t != "O"} == {"STREET_ADDRESS", "LOCATION"}
 
 
 def test_eponyms_weekdays_and_dishes_are_labeled_outside():
