@@ -31,6 +31,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchlib import ROOT, write_result  # noqa: E402
+from streamtune_anonymizer.config import AnonymizerSettings  # noqa: E402
 from streamtune_anonymizer.detection import PiiDetector, PiiSpan, default_recognizers  # noqa: E402
 from streamtune_anonymizer.detection.eponyms import WithoutEponyms  # noqa: E402
 from streamtune_anonymizer.detection.evaluation import (  # noqa: E402
@@ -76,6 +77,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="torch device of the transformer (cpu, cuda)")
     parser.add_argument("--max-length", type=int, default=128, help="transformer window, in word pieces")
     parser.add_argument("--batch-size", type=int, default=64, help="texts per detect call (the subscriber batch)")
+    parser.add_argument("--tokens-per-forward", type=int, default=AnonymizerSettings.model_fields["pii_model_tokens_per_forward"].default,
+                        help="padded word pieces per transformer forward (default: the anonymizer's); 0: "
+                             "--batch-size windows a forward, whatever their length")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per system; the best counts")
     parser.add_argument("--limit", type=int, help="only the first N validation texts (a smoke run)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "pii.json", help="JSON result")
@@ -106,6 +110,7 @@ def streamtune_detectors(args: argparse.Namespace) -> dict[str, Detect]:
         for runtime in runtimes:
             model = TransformerEntityModel(args.model_folder, max_length=args.max_length,
                                            batch_size=args.batch_size, quantize=args.quantize,
+                                           tokens_per_forward=args.tokens_per_forward or None,
                                            device=args.device, runtime=runtime, num_threads=args.threads,
                                            outside_threshold=args.outside_threshold)
             name = "streamtune_transformer" if runtime == args.runtime else f"streamtune_transformer_{runtime}"
@@ -259,7 +264,8 @@ def main() -> None:
     write_result(args.out, {
         "benchmark": "pii", "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": args.data.name, "split": f"template_id % 10 in {VALIDATION_REMAINDERS}", "texts": len(texts),
-        "batch_size": args.batch_size, "max_length": args.max_length, "quantize": args.quantize,
+        "batch_size": args.batch_size, "tokens_per_forward": args.tokens_per_forward, "max_length": args.max_length,
+        "quantize": args.quantize,
         "device": args.device, "model_folder": args.model_folder.name if args.model_folder else None,
         "cpu_threads": os.cpu_count(),
         "targets": TARGETS, "systems": systems, "clinical_notes_redaction": clinical,

@@ -124,6 +124,7 @@ def _pii_model_follower(settings: AnonymizerSettings, runtime: ServiceRuntime,
         from .detection.transformer_model import TransformerEntityModel  # noqa: PLC0415 - torch import is slow
 
         return WithoutEponyms(TransformerEntityModel(folder, max_length=settings.pii_model_max_length,
+                                                     tokens_per_forward=settings.pii_model_tokens_per_forward,
                                                      quantize=settings.pii_model_quantize,
                                                      runtime=settings.pii_model_runtime,
                                                      num_threads=settings.pii_model_threads,

@@ -63,7 +63,7 @@ class TransformerEntityModel:
     """Entity spans from a fine-tuned token classifier; batched, windowed, one forward at a time."""
 
     def __init__(self, folder: str | Path, *, max_length: int = 128, batch_size: int = 64,
-                 quantize: bool = False, num_threads: int | None = None, device: str = "cpu",
+                 tokens_per_forward: int | None = 256, quantize: bool = False, num_threads: int | None = None, device: str = "cpu",
                  outside_threshold: float | None = None, runtime: str = "torch", read_at_alnum: bool = True) -> None:
         import torch  # noqa: PLC0415  (seconds of import; only a service that loads a model pays)
         from transformers import AutoModelForTokenClassification, AutoTokenizer  # noqa: PLC0415
@@ -89,6 +89,9 @@ class TransformerEntityModel:
         self.device = "cpu" if quantize or self._onnx is not None else device
         self.max_length = max_length
         self.batch_size = batch_size
+        # Padded pieces per forward (None: batch_size windows whatever their length). On a CPU, a forward whose
+        # activations stay in cache beats a wide one: 256 pieces ran about twice as fast as 64 windows.
+        self.tokens_per_forward = tokens_per_forward
         # None: each word takes its most probable tag. A threshold t: a word is an entity (its most probable
         # entity tag) unless the model gives "O" a probability of at least t, trading precision for recall.
         self.outside_threshold = outside_threshold
@@ -110,7 +113,7 @@ class TransformerEntityModel:
             windows = word_windows(counts, self._budget())
             tags = [[OUTSIDE] * len(w) for w in words]
             scores = [[0.0] * len(w) for w in words]
-            for chunk in self._length_sorted_chunks(windows):
+            for chunk in self._length_sorted_chunks(windows, counts):
                 self._tag_chunk(chunk, ids, counts, tags, scores)
         return [self._spans(text, w, t, s) for text, w, t, s in zip(texts, words, tags, scores, strict=True)]
 
@@ -130,10 +133,24 @@ class TransformerEntityModel:
         """Word pieces a window may hold once its special tokens are added."""
         return self.max_length - len(self._specials[0]) - len(self._specials[1])
 
-    def _length_sorted_chunks(self, windows: list[Window]) -> list[list[Window]]:
-        # Windows of similar length pad less (dynamic padding pads to the longest of a chunk).
-        ordered = sorted(windows, key=lambda w: w.stop - w.first)
-        return [ordered[i:i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
+    def _length_sorted_chunks(self, windows: list[Window], counts: list[list[int]]) -> list[list[Window]]:
+        """The windows, shortest first, in forwards of at most ``batch_size`` windows and, padded to the longest,
+        at most ``tokens_per_forward`` pieces (a window longer than that goes alone)."""
+        wrapping = len(self._specials[0]) + len(self._specials[1])
+        sized = sorted(((min(sum(counts[w.text][w.first:w.stop]), self._budget()) + wrapping, w) for w in windows),
+                       key=lambda item: item[0])
+        chunks: list[list[Window]] = []
+        current: list[Window] = []
+        for length, window in sized:  # lengths only grow: a chunk's padded size is its count times this one
+            too_many = len(current) >= self.batch_size
+            too_wide = self.tokens_per_forward is not None and (len(current) + 1) * length > self.tokens_per_forward
+            if current and (too_many or too_wide):
+                chunks.append(current)
+                current = []
+            current.append(window)
+        if current:
+            chunks.append(current)
+        return chunks
 
     def _tag_chunk(self, chunk: list[Window], ids: list[list[int]], counts: list[list[int]],
                    tags: list[list[str]], scores: list[list[float]]) -> None:

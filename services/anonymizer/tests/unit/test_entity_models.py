@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from streamtune_anonymizer.detection.eponyms import WithoutEponyms, drop_eponyms
 from streamtune_anonymizer.detection.spans import (
     LOCATION,
@@ -104,6 +105,20 @@ def test_transformer_windows_stitch_one_entity_across_a_window_edge(tiny_folder:
     text = " ".join(["word"] * 300)
     [spans] = forced(tiny_folder, "I-PERSON", max_length=16).find_batch([text])
     assert [(s.start, s.end) for s in spans] == [(0, len(text))]
+
+
+def test_forwards_hold_at_most_the_token_budget_and_tag_as_one_wide_forward(tiny_folder: Path) -> None:
+    texts = [" ".join(f"w{i}" for i in range(n)) for n in (3, 40, 7, 1, 90, 12, 0, 25)] * 3
+    narrow = TransformerEntityModel(tiny_folder, tokens_per_forward=64, max_length=64)
+    wide = TransformerEntityModel(tiny_folder, tokens_per_forward=None, batch_size=64, max_length=64)
+    wide.model.load_state_dict(narrow.model.state_dict())
+    seen: list[torch.Size] = []
+    narrow.model.register_forward_hook(lambda _m, args, kwargs, _out: seen.append(kwargs["input_ids"].shape),
+                                       with_kwargs=True)
+    assert narrow.find_batch(texts) == wide.find_batch(texts)
+    assert len(seen) > 1
+    # Only a window longer than the budget on its own (the 90-word texts' windows) passes it.
+    assert all(rows * width <= 64 or rows == 1 for rows, width in seen)
 
 
 def _leaning(folder: Path, outside: float, person: float, **options: object) -> TransformerEntityModel:
