@@ -68,7 +68,8 @@ def build_service(settings: PredictorSettings, deps: PredictorDeps | None = None
     follower = RolloutFollower(
         registry, layout=layout, store=lambda: runtime.store, control=control,
         load=lambda name, version: load_version(runtime.store, layout, name, version,
-                                                max_length=settings.max_length, batch_size=settings.batch_size),
+                                                max_length=settings.max_length, batch_size=settings.batch_size,
+                                                tokens_per_forward=settings.tokens_per_forward),
         rescan_s=settings.rescan_s,
     )
 

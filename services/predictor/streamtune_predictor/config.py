@@ -19,6 +19,11 @@ class PredictorSettings(BaseSettings):
     pinned: dict[ModelName, str] = Field(
         default_factory=dict, description="model name -> version; a pinned model is never hot-reloaded")
     batch_size: int = Field(default=64, ge=1, le=1024, description="Most events per micro-batch and per forward pass")
+    tokens_per_forward: int | None = Field(
+        default=256, ge=16, le=65_536,
+        description="Padded tokens per forward of a text model: texts are grouped shortest first until the next "
+                    "would pass this (None: batch_size texts a forward). A forward that stays in the CPU's cache "
+                    "is faster than a wide one.")
     max_wait_ms: int = Field(default=50, ge=1, le=60_000, description="Longest wait for a micro-batch to fill")
     claim_idle_ms: int = Field(default=60_000, ge=100, description="Idle time after which another worker reclaims")
     max_deliveries: int = Field(default=5, ge=1, description="Deliveries before an entry goes to events.dlq")

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from streamtune_shared.batching import token_budget_chunks
 from streamtune_shared.schemas import PredictionOutputs, Task
 from streamtune_shared.word_labels import decode_entities, first_pieces, whitespace_words, word_tags
 
@@ -16,56 +17,49 @@ NO_ENTITIES = PredictionOutputs(entities=())
 
 
 class TextModel:
-    """A model and its tokenizer answering one task, on chunks of at most ``batch_size`` texts."""
+    """A model and its tokenizer answering one task; forwards of at most ``batch_size`` texts and, padded,
+    ``tokens_per_forward`` tokens (None: ``batch_size`` alone)."""
 
     def __init__(self, model: Any, tokenizer: Any, *, task: Task, id2label: Mapping[int, str],
-                 max_length: int, batch_size: int) -> None:
+                 max_length: int, batch_size: int, tokens_per_forward: int | None = 256) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.task = task
         self.id2label = dict(id2label)
         self.max_length = max_length
         self.batch_size = batch_size
+        self.tokens_per_forward = tokens_per_forward
         # One forward at a time: torch already uses every core, and a fast tokenizer is not re-entrant.
         self._lock = threading.Lock()
 
     def predict(self, texts: Sequence[str]) -> list[PredictionOutputs]:
         """Outputs for each text, in order; blocking (call it through ``asyncio.to_thread``)."""
-        # Chunks of similar length pad less (dynamic padding pads to the longest of a chunk).
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        results: list[PredictionOutputs | None] = [None] * len(texts)
-        with self._lock, torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start:start + self.batch_size]
-                for index, outputs in zip(chunk, self._predict_chunk([texts[i] for i in chunk]), strict=True):
-                    results[index] = outputs
-        return [r for r in results if r is not None]
-
-    def _predict_chunk(self, texts: list[str]) -> list[PredictionOutputs]:
         if self.task == "token-classification":
-            return self._entities(texts)
-        return self._classes(texts)
-
-    def _classes(self, texts: list[str]) -> list[PredictionOutputs]:
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True,
-                                 return_tensors="pt")
-        probabilities = torch.softmax(self.model(**encoded).logits.float(), dim=-1).tolist()
-        return [class_outputs(row, self.id2label) for row in probabilities]
-
-    def _entities(self, texts: list[str]) -> list[PredictionOutputs]:
-        words = [whitespace_words(text) for text in texts]
-        # A text without words has no entities; the tokenizer cannot take an empty word list.
-        rows = [i for i, w in enumerate(words) if w]
-        results = [NO_ENTITIES] * len(texts)
-        if not rows:
-            return results
-        pieces = [[texts[i][s:e] for s, e in words[i]] for i in rows]
-        encoded = self.tokenizer(pieces, is_split_into_words=True, truncation=True, max_length=self.max_length,
-                                 padding=True, return_tensors="pt")
-        probabilities = torch.softmax(self.model(**encoded).logits.float(), dim=-1)
-        best_scores, best_ids = (t.tolist() for t in probabilities.max(dim=-1))
-        for row, i in enumerate(rows):
-            tags, scores = word_tags(first_pieces(encoded.word_ids(row)), len(words[i]), best_ids[row],
-                                     best_scores[row], self.id2label)
-            results[i] = PredictionOutputs(entities=decode_entities(texts[i], words[i], tags, scores))
-        return results
+            words = [whitespace_words(text) for text in texts]
+            rows = [i for i, w in enumerate(words) if w]  # the tokenizer cannot take an empty word list
+            inputs = [[texts[i][s:e] for s, e in words[i]] for i in rows]
+        else:
+            words, rows, inputs = [], list(range(len(texts))), list(texts)
+        results = [NO_ENTITIES if self.task == "token-classification" else None] * len(texts)
+        with self._lock, torch.inference_mode():
+            if not rows:
+                return [r for r in results if r is not None]
+            # One tokenizer call for the batch; forwards are then cut by padded length (shortest first).
+            encoded = self.tokenizer(inputs, is_split_into_words=self.task == "token-classification",
+                                     truncation=True, max_length=self.max_length)
+            lengths = [len(ids) for ids in encoded["input_ids"]]
+            for chunk in token_budget_chunks(lengths, max_rows=self.batch_size, max_tokens=self.tokens_per_forward):
+                batch = self.tokenizer.pad({key: [encoded[key][j] for j in chunk] for key in encoded.keys()},
+                                           return_tensors="pt")
+                probabilities = torch.softmax(self.model(**batch).logits.float(), dim=-1)
+                if self.task == "token-classification":
+                    best_scores, best_ids = (t.tolist() for t in probabilities.max(dim=-1))
+                    for row, j in enumerate(chunk):
+                        i = rows[j]
+                        tags, scores = word_tags(first_pieces(encoded.word_ids(j)), len(words[i]), best_ids[row],
+                                                 best_scores[row], self.id2label)
+                        results[i] = PredictionOutputs(entities=decode_entities(texts[i], words[i], tags, scores))
+                else:
+                    for row, j in enumerate(chunk):
+                        results[rows[j]] = class_outputs(probabilities[row].tolist(), self.id2label)
+        return [r for r in results if r is not None]

@@ -22,7 +22,7 @@ from .registry import ServingModel
 
 
 def load_version(store: ObjectStore, layout: RegistryLayout, model_name: str, version: str, *, max_length: int,
-                 batch_size: int) -> ServingModel:
+                 batch_size: int, tokens_per_forward: int | None = None) -> ServingModel:
     """Download, verify and load a version; blocking. ``VersionRejected`` when it must not serve.
 
     Other exceptions (object store unreachable) are transient: the caller tries again later.
@@ -36,7 +36,7 @@ def load_version(store: ObjectStore, layout: RegistryLayout, model_name: str, ve
     if model.config.num_labels != len(id2label):
         raise VersionRejected(f"labels.json has {len(id2label)} labels, the model {model.config.num_labels}")
     text_model = TextModel(model, tokenizer, task=card.task, id2label=id2label, max_length=max_length,
-                           batch_size=batch_size)
+                           batch_size=batch_size, tokens_per_forward=tokens_per_forward)
     return ServingModel(name=model_name, version=version, task=card.task, predict=text_model.predict)
 
 

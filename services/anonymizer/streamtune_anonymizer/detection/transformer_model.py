@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+from streamtune_shared.batching import token_budget_chunks
 from streamtune_shared.word_labels import OUTSIDE, decode_entities, first_pieces, whitespace_words, word_tags
 
 from .spans import PiiSpan
@@ -134,23 +135,12 @@ class TransformerEntityModel:
         return self.max_length - len(self._specials[0]) - len(self._specials[1])
 
     def _length_sorted_chunks(self, windows: list[Window], counts: list[list[int]]) -> list[list[Window]]:
-        """The windows, shortest first, in forwards of at most ``batch_size`` windows and, padded to the longest,
-        at most ``tokens_per_forward`` pieces (a window longer than that goes alone)."""
+        """The windows, shortest first, in forwards of at most ``batch_size`` windows and ``tokens_per_forward``
+        padded pieces."""
         wrapping = len(self._specials[0]) + len(self._specials[1])
-        sized = sorted(((min(sum(counts[w.text][w.first:w.stop]), self._budget()) + wrapping, w) for w in windows),
-                       key=lambda item: item[0])
-        chunks: list[list[Window]] = []
-        current: list[Window] = []
-        for length, window in sized:  # lengths only grow: a chunk's padded size is its count times this one
-            too_many = len(current) >= self.batch_size
-            too_wide = self.tokens_per_forward is not None and (len(current) + 1) * length > self.tokens_per_forward
-            if current and (too_many or too_wide):
-                chunks.append(current)
-                current = []
-            current.append(window)
-        if current:
-            chunks.append(current)
-        return chunks
+        lengths = [min(sum(counts[w.text][w.first:w.stop]), self._budget()) + wrapping for w in windows]
+        chunks = token_budget_chunks(lengths, max_rows=self.batch_size, max_tokens=self.tokens_per_forward)
+        return [[windows[i] for i in chunk] for chunk in chunks]
 
     def _tag_chunk(self, chunk: list[Window], ids: list[list[int]], counts: list[list[int]],
                    tags: list[list[str]], scores: list[list[float]]) -> None:
