@@ -1,6 +1,7 @@
 """Sensor anomaly detection on SKAB: streamtune's sensor-anomaly model vs Hotelling T² and gradient boosting.
 
     .venv/bin/python tests/bench/bench_anomaly.py [--skab ../shared/data/skab] [--folds 5] [--out bench-results/anomaly.json]
+    .venv/bin/python tests/bench/bench_anomaly.py --threads 1 --seeds 42,1,2   # also the spread over seeds
 
 SKAB's protocol: each recording (file) is one device; its first 400 rows calibrate (normalization, and
 T²'s covariance) and the rest are scored. Recordings are split into folds by file: each fold's files are
@@ -85,8 +86,10 @@ def run_fold(train: list[Recording], dev: list[Recording], test: list[Recording]
     test_w = build_windows(test, spec).labeled_scored()
     torch.manual_seed(hp.seed)
     net = AnomalyNet(hp.net_config(SENSORS))
+    started = time.perf_counter()
     pretrain(net, build_windows([*train, *free], spec, 2 * hp.stride).x, hp, device)
     result = finetune(net, train_w, dev_w, hp, device)
+    train_seconds = time.perf_counter() - started
     model_scores = score_windows(net, test_w.x, device)
     model_pred = model_scores >= result.threshold
 
@@ -101,6 +104,7 @@ def run_fold(train: list[Recording], dev: list[Recording], test: list[Recording]
     t2_pred = hotelling_scores(test, hp.window, spec.calibration_events) >= t2_threshold
     return {"labels": test_w.y, "model": model_pred, "gradient_boosting": gbm_pred, "hotelling_t2": t2_pred,
             "model_threshold": np.array([result.threshold]), "model_best_epoch": np.array([result.best_epoch]),
+            "model_train_seconds": np.array([train_seconds]),
             "model_scores": model_scores, "model_dev_scores": score_windows(net, dev_w.x, device), "dev_labels": dev_w.y}
 
 
@@ -118,8 +122,41 @@ def _override(item: str) -> tuple[str, object]:
     return name, kind(float(value)) if kind is int else kind(value)
 
 
+def run_protocol(folds: list[list[Recording]], free: list[Recording], hp: AnomalyHyperparameters,
+                 only: set[int]) -> dict[str, list[np.ndarray]]:
+    """Every fold (or only those in ``only``) with one set of hyperparameters: each fold's arrays by name."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for i, test in enumerate(folds):
+        if only and i not in only:
+            continue
+        rest = [r for j, fold in enumerate(folds) if j != i for r in fold]
+        dev = rest[i::max(len(rest) // 4, 1)][:4]  # about a fifth of the other files pick the thresholds
+        train = [r for r in rest if r not in dev]
+        result = run_fold(train, dev, test, free, hp, torch.device("cpu"))
+        for key, value in result.items():
+            parts.setdefault(key, []).append(value)
+        print(f"seed {hp.seed} fold {i + 1}/{len(folds)}: model {summary(result['model'], result['labels'])}, "
+              f"trained in {result['model_train_seconds'][0]:.1f} s", flush=True)
+    return parts
+
+
+def figures_of(parts: dict[str, list[np.ndarray]]) -> dict[str, dict[str, float]]:
+    """The three detectors' F1, FAR % and MAR % over every scored row of the folds run."""
+    labels = np.concatenate(parts["labels"])
+    return {name: summary(np.concatenate(parts[name]), labels) for name in ("model", "hotelling_t2", "gradient_boosting")}
+
+
+def seed_spread(per_seed: list[dict[str, object]]) -> dict[str, dict[str, float]]:
+    """Mean, min and max of each detector's F1 over the seeds run (one seed's figure moves by about 0.01)."""
+    out = {}
+    for name in ("model", "hotelling_t2", "gradient_boosting"):
+        f1 = np.array([run[name]["f1"] for run in per_seed])
+        out[name] = {"f1_mean": round(float(f1.mean()), 4), "f1_min": float(f1.min()), "f1_max": float(f1.max())}
+    return out
+
+
 def main() -> None:
-    """Run every fold, print the side-by-side table and write the JSON result."""
+    """Run every fold (for each seed), print the side-by-side table and write the JSON result."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skab", type=Path, default=ROOT.parent / "shared" / "data" / "skab")
     parser.add_argument("--folds", type=int, default=5)
@@ -127,6 +164,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "anomaly.json")
     parser.add_argument("--only-folds", type=str, default="",
                         help="quick look: run only these folds (e.g. '0,2'); the reported figure is every fold")
+    parser.add_argument("--seeds", type=str, default="",
+                        help="also run the whole protocol with these seeds (e.g. '42,1,2') and report the spread; "
+                             "the headline figures stay the first seed's (the default: the hyperparameters' seed)")
     parser.add_argument("--scores", type=Path, default=None, help="also save every fold's raw scores (.npz)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a hyperparameter default (for comparisons; the figure uses the defaults)")
@@ -139,28 +179,24 @@ def main() -> None:
     free = [r for r in recordings if not r.labeled]
     folds = folds_of(labeled, args.folds)
     started = time.perf_counter()
-    parts: dict[str, list[np.ndarray]] = {}
     only = {int(i) for i in args.only_folds.split(",") if i}
-    for i, test in enumerate(folds):
-        if only and i not in only:
-            continue
-        rest = [r for j, fold in enumerate(folds) if j != i for r in fold]
-        dev = rest[i::max(len(rest) // 4, 1)][:4]  # about a fifth of the other files pick the thresholds
-        train = [r for r in rest if r not in dev]
-        result = run_fold(train, dev, test, free, hp, torch.device("cpu"))
-        for key, value in result.items():
-            parts.setdefault(key, []).append(value)
-        print(f"fold {i + 1}/{len(folds)}: model {summary(result['model'], result['labels'])}", flush=True)
+    seeds = [int(s) for s in args.seeds.split(",") if s] or [hp.seed]
+    runs = [run_protocol(folds, free, dataclasses.replace(hp, seed=seed), only) for seed in seeds]
+    parts, figures = runs[0], figures_of(runs[0])
+    per_seed = [{"seed": seed, **figures_of(run)} for seed, run in zip(seeds, runs, strict=True)]
     labels = np.concatenate(parts["labels"])
-    figures = {name: summary(np.concatenate(parts[name]), labels)
-               for name in ("model", "hotelling_t2", "gradient_boosting")}
     out = {"benchmark": "anomaly", "dataset": "SKAB v0.9 developer portion (24 labeled files + anomaly-free)",
            "protocol": "first 400 rows of each file calibrate; folds by file; thresholds on dev files "
                        f"(best F1 with FAR <= {hp.false_alarm_cap:.0%})",
            "folds": args.folds, "only_folds": sorted(only), "scored_rows": int(len(labels)), "anomalous_rows": int(labels.sum()),
-           "hyperparameters": hp.__dict__, "seconds": round(time.perf_counter() - started, 1),
-           "thresholds": [float(t[0]) for t in parts["model_threshold"]], **figures}
+           "hyperparameters": {**hp.__dict__, "seed": seeds[0]}, "seconds": round(time.perf_counter() - started, 1),
+           "thresholds": [float(t[0]) for t in parts["model_threshold"]],
+           "model_train_seconds": [round(float(t[0]), 1) for t in parts["model_train_seconds"]], **figures}
+    if len(seeds) > 1:
+        out |= {"per_seed": per_seed, "seed_spread": seed_spread(per_seed)}
     print(json.dumps(figures, indent=2))
+    if len(seeds) > 1:
+        print(json.dumps(out["seed_spread"], indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     if args.scores is not None:
