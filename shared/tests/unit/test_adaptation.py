@@ -24,7 +24,7 @@ def test_a_request_naming_only_the_method_gets_that_methods_learning_rate(method
 
 def test_the_default_method_is_a_full_fine_tune_at_a_rate_that_learns():
     request = TrainRequest(**BASE)
-    assert request.method == "full" and request.learning_rate == 3e-4
+    assert request.method == "full" and request.learning_rate == 1e-4
 
 
 def test_an_explicit_or_null_learning_rate():

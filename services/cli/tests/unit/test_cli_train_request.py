@@ -14,7 +14,7 @@ def test_flags_override_the_file_and_a_request_id_is_made(tmp_path: Path) -> Non
     file.write_text("model_name: ner\ntask: token-classification\ndataset: notes\nepochs: 5\n")
     request = build_request(read_request_file(file), {"epochs": 2, "learning_rate": None})
     assert (request.model_name, request.dataset, request.epochs) == ("ner", "notes", 2)
-    assert request.learning_rate == 3e-4  # not given anywhere: the schema's default for method "full"
+    assert request.learning_rate == 1e-4  # not given anywhere: the schema's default for method "full"
     other = build_request(read_request_file(file), {})
     assert request.request_id and other.request_id and request.request_id[:8] != other.request_id[:8]
 
