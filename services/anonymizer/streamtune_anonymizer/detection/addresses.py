@@ -70,7 +70,7 @@ _CUED_STREET = re.compile(
 # code. The words are a LOCATION, as a city or country is anywhere else (presidio-research's convention too:
 # the street part is the STREET_ADDRESS, the city and country lines are places); the code is a ZIP_CODE.
 _CONTINUATION = re.compile(
-    r"\n[ \t>?]*(,?[ \t]*)((?:(?:[^\W\d_a-z][\w'’.()-]*|nan|de|del|la|le|nad|upon|on)(?:[ \t,]+|(?=[ \t]*(?:\n|$)))){0,5}?)"
+    r"\n[ \t>?]*,?[ \t]*((?:(?:[^\W\d_a-z][\w'’.()-]*|nan|de|del|la|le|nad|upon|on)(?:[ \t,]+|(?=[ \t]*(?:\n|$)))){0,5}?)"
     r"[ \t]*(\d{2,6}(?:[- ]\d{2,6})?)?\.?[ \t]*(?=\n|$)"
 )
 _MAX_CONTINUATION_LINES = 4
@@ -142,20 +142,18 @@ def _continuations(text: str, ends: list[int]) -> Iterator[PiiSpan]:
             continue  # something else follows the part on its line
         for _ in range(_MAX_CONTINUATION_LINES):
             match = _CONTINUATION.match(text, line_end)
-            if match is None or not (match.group(2) or match.group(3)):
+            if match is None or not (match.group(1) or match.group(2)):
                 break
-            # A line's leading comma (", CO") goes with what follows it, so no lone "," token is left.
-            start = match.start(1) if match.group(1).strip() else match.start(2)
-            line = text[match.start(2):match.end()].strip()
+            words, code = match.group(1), match.group(2)
+            start = match.start(1)
+            line = text[start:match.end()].strip()
             if _UNIT_OR_BOX.fullmatch(line):  # "Apt. 123" on its own line: still the street part
-                yield PiiSpan(start, match.start(2) + len(line), STREET_ADDRESS)
-                line_end = match.end()
-                continue
-            words_end = match.start(2) + len(match.group(2).rstrip(" \t,"))
-            if words_end > match.start(2):
-                yield PiiSpan(start, words_end, LOCATION)
-            if match.group(3):
-                yield PiiSpan(match.start(3) if words_end > match.start(2) else start, match.end(3), ZIP_CODE)
+                yield PiiSpan(start, start + len(line), STREET_ADDRESS)
+            else:
+                if words.strip(" \t,"):
+                    yield PiiSpan(start, start + len(words.rstrip(" \t,")), LOCATION)
+                if code:
+                    yield PiiSpan(*match.span(2), ZIP_CODE)
             line_end = match.end()
 
 
