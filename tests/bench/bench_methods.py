@@ -146,9 +146,10 @@ def adapted_base(request: TrainRequest, splits: DatasetSplits, workdir: Path) ->
     model, _ = load_mlm(folder, None)
     device = pick_device()
     texts, dev = [e.text for e in splits.train], [e.text for e in splits.dev]
-    before = mlm_loss(model.to(device), dev_batches(tokenizer, dev, 128, request.dapt), device)
+    dev_masked = dev_batches(tokenizer, dev, 128, request.dapt)
+    before = mlm_loss(model.to(device), dev_masked, device)
     started = time.perf_counter()
-    history = train_mlm(model, tokenizer, texts, dev, request.dapt, 128, request.seed, device)
+    history = train_mlm(model, tokenizer, texts, dev_masked, request.dapt, 128, request.seed, device)
     seconds = time.perf_counter() - started
     out = workdir / "adapted"
     for name, data in saved_files(model, tokenizer, workdir).items():

@@ -34,7 +34,7 @@ from .card import library_versions, lineage
 from .domain import TrainingRejected, split_dataset
 from .evaluation import autocast
 from .pipeline import RunContext, describe, publish_version
-from .training import load_tokenizer, pick_device, seed_everything
+from .training import TrainingInterrupted, load_tokenizer, pick_device, seed_everything
 
 log = structlog.get_logger(__name__)
 
@@ -101,20 +101,18 @@ def mlm_loss(model: torch.nn.Module, batches: Sequence[dict[str, torch.Tensor]],
     return sum(losses) / max(len(losses), 1)
 
 
-def train_mlm(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], dev_texts: Sequence[str],
+def train_mlm(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], dev: Sequence[dict[str, torch.Tensor]],
               options: DaptOptions, max_length: int, seed: int, device: torch.device,
               should_stop: Callable[[], bool] = lambda: False) -> list[dict[str, float]]:
-    """Masked-LM epochs over ``texts`` (fresh masks each epoch); returns train loss and dev loss per epoch."""
+    """Masked-LM epochs over ``texts`` (fresh masks each epoch); returns train loss and the loss on the fixed
+    ``dev`` batches (``dev_batches``) per epoch."""
     from transformers import get_scheduler  # noqa: PLC0415
-
-    from .training import TrainingInterrupted  # noqa: PLC0415
 
     model.to(device)
     total = math.ceil(len(texts) / MLM_BATCH_SIZE) * options.epochs
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=options.learning_rate)
     scheduler = get_scheduler("linear", optimizer, num_warmup_steps=math.ceil(WARMUP_RATIO * total),
                               num_training_steps=total)
-    dev = dev_batches(tokenizer, dev_texts, max_length, options)  # fixed masks: built once, scored each epoch
     history = []
     for epoch in range(1, options.epochs + 1):
         torch.manual_seed(seed * 1_000_003 + epoch)
@@ -181,9 +179,10 @@ def adapt_base(request: TrainRequest, ctx: RunContext) -> ModelCard:
         folder = resolve_base_model(request.base_model, ctx.store, Path(tmp), ctx.settings.infra.models_prefix)
         tokenizer = load_tokenizer(folder)
         model, head_initialized = load_mlm(folder, request.base_layers)
-        before = mlm_loss(model.to(device), dev_batches(tokenizer, dev_texts, request.max_length, options), device)
+        dev = dev_batches(tokenizer, dev_texts, request.max_length, options)  # fixed masks: before and each epoch
+        before = mlm_loss(model.to(device), dev, device)
         log.info("dapt.started", texts=len(texts), head_initialized=head_initialized, dev_loss=before)
-        history = train_mlm(model, tokenizer, texts, dev_texts, options, request.max_length, request.seed, device,
+        history = train_mlm(model, tokenizer, texts, dev, options, request.max_length, request.seed, device,
                             ctx.should_stop)
         files = saved_files(model, tokenizer, Path(tmp))
     run = MlmRun(history, before, history[-1]["dev"]["loss"],

@@ -34,9 +34,10 @@ def test_masked_lm_training_lowers_the_dev_loss_of_a_tiny_bert(tiny_base_model: 
     model, head_initialized = load_mlm(tiny_base_model, None)
     options = DaptOptions(epochs=3, learning_rate=1e-2)
     device = torch.device("cpu")
-    before = mlm_loss(model, dev_batches(tokenizer, dev, 32, options), device)
+    dev_masked = dev_batches(tokenizer, dev, 32, options)
+    before = mlm_loss(model, dev_masked, device)
 
-    history = train_mlm(model, tokenizer, texts, dev, options, 32, seed=0, device=device)
+    history = train_mlm(model, tokenizer, texts, dev_masked, options, 32, seed=0, device=device)
 
     assert head_initialized  # the tiny base is a bare BertModel, like the packaged MiniLM
     assert [h["epoch"] for h in history] == [1, 2, 3]
