@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# Padded tokens per forward that the anonymizer's PII model and the predictor's text models default to.
+DEFAULT_TOKENS_PER_FORWARD = 256
+
 
 def token_budget_chunks(lengths: Sequence[int], *, max_rows: int, max_tokens: int | None) -> list[list[int]]:
     """The indices of ``lengths``, shortest first, cut into chunks; ``max_tokens`` None: ``max_rows`` alone.

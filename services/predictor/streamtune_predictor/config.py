@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from streamtune_shared.batching import DEFAULT_TOKENS_PER_FORWARD
 from streamtune_shared.schemas import DatasetName, ModelName
 from streamtune_shared.settings import InfraSettings
 
@@ -20,7 +21,7 @@ class PredictorSettings(BaseSettings):
         default_factory=dict, description="model name -> version; a pinned model is never hot-reloaded")
     batch_size: int = Field(default=64, ge=1, le=1024, description="Most events per micro-batch and per forward pass")
     tokens_per_forward: int | None = Field(
-        default=256, ge=16, le=65_536,
+        default=DEFAULT_TOKENS_PER_FORWARD, ge=16, le=65_536,
         description="Padded tokens per forward of a text model: texts are grouped shortest first until the next "
                     "would pass this (None: batch_size texts a forward). A forward that stays in the CPU's cache "
                     "is faster than a wide one.")

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from streamtune_shared.batching import token_budget_chunks
+from streamtune_shared.batching import DEFAULT_TOKENS_PER_FORWARD, token_budget_chunks
 from streamtune_shared.schemas import PredictionOutputs, Task
 from streamtune_shared.word_labels import decode_entities, first_pieces, whitespace_words, word_tags
 
@@ -21,7 +21,8 @@ class TextModel:
     ``tokens_per_forward`` tokens (None: ``batch_size`` alone)."""
 
     def __init__(self, model: Any, tokenizer: Any, *, task: Task, id2label: Mapping[int, str],
-                 max_length: int, batch_size: int, tokens_per_forward: int | None = 256) -> None:
+                 max_length: int, batch_size: int,
+                 tokens_per_forward: int | None = DEFAULT_TOKENS_PER_FORWARD) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.task = task
@@ -40,10 +41,10 @@ class TextModel:
             inputs = [[texts[i][s:e] for s, e in words[i]] for i in rows]
         else:
             words, rows, inputs = [], list(range(len(texts))), list(texts)
-        results = [NO_ENTITIES if self.task == "token-classification" else None] * len(texts)
+        results: list[PredictionOutputs] = [NO_ENTITIES] * len(texts)  # wordless texts keep it; the rest are set below
+        if not rows:
+            return results
         with self._lock, torch.inference_mode():
-            if not rows:
-                return [r for r in results if r is not None]
             # One tokenizer call for the batch; forwards are then cut by padded length (shortest first).
             encoded = self.tokenizer(inputs, is_split_into_words=self.task == "token-classification",
                                      truncation=True, max_length=self.max_length)
@@ -62,4 +63,4 @@ class TextModel:
                 else:
                     for row, j in enumerate(chunk):
                         results[rows[j]] = class_outputs(probabilities[row].tolist(), self.id2label)
-        return [r for r in results if r is not None]
+        return results

@@ -10,6 +10,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from streamtune_shared.batching import DEFAULT_TOKENS_PER_FORWARD
 from streamtune_shared.anomaly_net import load_network
 from streamtune_shared.hf_loading import load_verified_version
 from streamtune_shared.model_card import CONFIG_FILE, LABELS_FILE, WEIGHTS_FILE, ModelCard, VersionRejected, read_labels
@@ -22,7 +23,7 @@ from .registry import ServingModel
 
 
 def load_version(store: ObjectStore, layout: RegistryLayout, model_name: str, version: str, *, max_length: int,
-                 batch_size: int, tokens_per_forward: int | None = None) -> ServingModel:
+                 batch_size: int, tokens_per_forward: int | None = DEFAULT_TOKENS_PER_FORWARD) -> ServingModel:
     """Download, verify and load a version; blocking. ``VersionRejected`` when it must not serve.
 
     Other exceptions (object store unreachable) are transient: the caller tries again later.
