@@ -11,7 +11,7 @@ from importlib import resources
 from faker import Faker
 
 from .bio import OUTSIDE, Span
-from .values import PLACEHOLDERS
+from .values import PLACEHOLDERS, Placeholder
 
 _PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
 # Shouting and lower-case chat both occur in real text; the model must not key on capitals alone.
@@ -75,23 +75,21 @@ def fill(template: Template, fake: Faker, rng: random.Random, pattern_labels: bo
         literal = template.text[cursor:match.start()]
         parts.append(literal)
         position += len(literal)
-        placeholder = PLACEHOLDERS[match.group(1)]
-        if placeholder.kind == "shape":  # a snippet of placeholders (an address): each part labeled as its own
-            value, inner = fill(Template(template.template_id, placeholder.factory(fake, rng)), fake, rng,
-                                pattern_labels)
-            spans.extend(Span(s.start + position, s.end + position, s.entity_type) for s in inner)
-            parts.append(value)
-            position += len(value)
-            cursor = match.end()
-            continue
-        value = placeholder.factory(fake, rng).strip() or "x"
-        if placeholder.kind == "ner":
-            value = _vary_case(value, rng)
-        labeled = placeholder.kind == "ner" or (placeholder.kind == "pattern" and pattern_labels)
-        if labeled and placeholder.entity_type != OUTSIDE:
-            spans.append(Span(position, position + len(value), placeholder.entity_type))
+        value, value_spans = _value(PLACEHOLDERS[match.group(1)], fake, rng, pattern_labels)
+        spans.extend(Span(s.start + position, s.end + position, s.entity_type) for s in value_spans)
         parts.append(value)
         position += len(value)
         cursor = match.end()
     parts.append(template.text[cursor:])
     return "".join(parts), spans
+
+
+def _value(placeholder: Placeholder, fake: Faker, rng: random.Random, pattern_labels: bool) -> tuple[str, list[Span]]:
+    """One placeholder's text and its labeled spans, offsets relative to the value."""
+    if placeholder.kind == "shape":  # a snippet of placeholders (an address): each part labeled as its own
+        return fill(Template(-1, placeholder.factory(fake, rng)), fake, rng, pattern_labels)
+    value = placeholder.factory(fake, rng).strip() or "x"
+    if placeholder.kind == "ner":
+        value = _vary_case(value, rng)
+    labeled = placeholder.kind == "ner" or (placeholder.kind == "pattern" and pattern_labels)
+    return value, [Span(0, len(value), placeholder.entity_type)] if labeled and placeholder.entity_type != OUTSIDE else []
