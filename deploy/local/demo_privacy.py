@@ -104,8 +104,10 @@ def import_training_set(env: dict[str, str], say: Say) -> int:
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="streamtune-demo-pii-") as tmp:
         rows = Path(tmp) / "pii-training.jsonl"
+        # Some Faker locales (it_IT's cities) draw from hash-ordered data: a fixed hash seed makes the rows repeatable.
         subprocess.run([python, "-m", "streamtune_anonymizer.synthetic", "--rows", str(SYNTHETIC_ROWS), "--seed", "1",
-                        "--out", str(rows)], check=True, cwd=ROOT, env=env, capture_output=True)
+                        "--out", str(rows)], check=True, cwd=ROOT, env={**env, "PYTHONHASHSEED": "0"},
+                       capture_output=True)
         if PRESIDIO_DEV.is_file():
             presidio = Path(tmp) / "presidio-train.jsonl"
             subprocess.run([python, "-m", "streamtune_anonymizer.synthetic", "--from-presidio", str(PRESIDIO_DEV),

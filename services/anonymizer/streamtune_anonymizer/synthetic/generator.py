@@ -46,7 +46,9 @@ def _row(index: int, text: str, tags: list[str], template: Template, locale: str
 
 def generate(n: int, seed: int = 0, locales: Sequence[str] = DEFAULT_LOCALES, *, pattern_labels: bool = False,
              dataset: str = DEFAULT_DATASET, templates: Sequence[Template] | None = None) -> list[dict[str, Any]]:
-    """``n`` labeled rows shaped like ``Event`` documents, the same for the same arguments.
+    """``n`` labeled rows shaped like ``Event`` documents, the same for the same arguments within a process;
+    across processes only under the same ``PYTHONHASHSEED`` (some Faker locales, e.g. it_IT's cities, draw from
+    hash-ordered data).
 
     ``label`` holds one BIO tag per whitespace token of ``text`` (PERSON, ORGANIZATION, LOCATION,
     STREET_ADDRESS, NRP, TITLE; with ``pattern_labels`` also EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, ...).
