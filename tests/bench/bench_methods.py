@@ -42,7 +42,7 @@ from streamtune_trainer.artifacts import MINILM, resolve_base_model
 from streamtune_trainer.card import library_versions
 from streamtune_trainer.domain import TOKEN_CLASSIFICATION, DatasetSplits, TrainingRejected, build_label_map
 from streamtune_trainer.evaluation import evaluate
-from streamtune_trainer.pipeline import adapt_phase, describe, encode_splits, load_base, version_files
+from streamtune_trainer.pipeline import adapt_phase, describe, encode_splits, load_base, pretrained_files, version_files
 from streamtune_trainer.training import Hyperparameters, TrainingHooks, pick_device, seed_everything, train_model
 from benchlib import quiet_training_logs
 
@@ -138,7 +138,7 @@ def run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def adapted_base(request: TrainRequest, splits: DatasetSplits, workdir: Path) -> tuple[str, dict[str, Any]]:
     """The trainer's DAPT phase on the train texts: a MiniLM folder after masked-LM training, and its losses."""
-    from streamtune_trainer.dapt import dev_batches, load_mlm, mlm_loss, saved_files, train_mlm  # noqa: PLC0415
+    from streamtune_trainer.dapt import dev_batches, load_mlm, mlm_loss, train_mlm  # noqa: PLC0415
     from streamtune_trainer.training import load_tokenizer  # noqa: PLC0415
 
     folder = resolve_base_model(MINILM, InMemoryObjectStore(), workdir)
@@ -152,9 +152,7 @@ def adapted_base(request: TrainRequest, splits: DatasetSplits, workdir: Path) ->
     history = train_mlm(model, tokenizer, texts, dev_masked, request.dapt, 128, request.seed, device)
     seconds = time.perf_counter() - started
     out = workdir / "adapted"
-    for name, data in saved_files(model, tokenizer, workdir).items():
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        (out / name).write_bytes(data)
+    pretrained_files(model, tokenizer, out)  # the files a published adapted base holds, here as a folder
     seed_everything(request.seed)
     return str(out), {"dev_mlm_loss_before": before, "dev_mlm_loss_after": history[-1]["dev"]["loss"],
                       "seconds": seconds, "options": request.dapt.model_dump()}

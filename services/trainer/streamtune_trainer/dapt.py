@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 import torch
 from streamtune_shared.adaptation import DaptOptions
-from streamtune_shared.model_card import BASE_MODEL_TASK, CardMetrics, CardTraining, ModelCard, pickle_files
+from streamtune_shared.model_card import BASE_MODEL_TASK, CardMetrics, CardTraining, ModelCard
 from streamtune_shared.model_registry import RegistryLayout, file_checksums, find_card_for_request, version_name
 from streamtune_shared.datasets import read_dataset
 from streamtune_shared.schemas import TrainRequest
@@ -33,7 +33,7 @@ from .artifacts import resolve_base_model
 from .card import library_versions, lineage
 from .domain import TrainingRejected, split_dataset
 from .evaluation import autocast
-from .pipeline import RunContext, describe, publish_version
+from .pipeline import RunContext, describe, pretrained_files, publish_version
 from .training import TrainingInterrupted, load_tokenizer, pick_device, seed_everything
 
 log = structlog.get_logger(__name__)
@@ -149,17 +149,6 @@ def dev_batches(tokenizer: Any, texts: Sequence[str], max_length: int,
         torch.random.set_rng_state(state)
 
 
-def saved_files(model: torch.nn.Module, tokenizer: Any, workdir: Path) -> dict[str, bytes]:
-    """The adapted base's files: safetensors weights, config and tokenizer (never a pickle format)."""
-    out = workdir / "dapt"
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
-    if pickled := pickle_files(files):
-        raise RuntimeError(f"refusing to publish pickle-based files: {', '.join(pickled)}")
-    return files
-
-
 def adapt_base(request: TrainRequest, ctx: RunContext) -> ModelCard:
     """Masked-LM training of the request's base on its dataset's text; publishes and returns the version."""
     options = request.dapt
@@ -184,7 +173,7 @@ def adapt_base(request: TrainRequest, ctx: RunContext) -> ModelCard:
         log.info("dapt.started", texts=len(texts), head_initialized=head_initialized, dev_loss=before)
         history = train_mlm(model, tokenizer, texts, dev, options, request.max_length, request.seed, device,
                             ctx.should_stop)
-        files = saved_files(model, tokenizer, Path(tmp))
+        files = pretrained_files(model, tokenizer, Path(tmp) / "dapt")
     run = MlmRun(history, before, history[-1]["dev"]["loss"],
                  sum(h["train_samples"] for h in history) / max(sum(h["train_seconds"] for h in history), 1e-9),
                  head_initialized)

@@ -223,18 +223,22 @@ def evaluate_phase(splits: DatasetSplits, loaded: LoadedModel, outcome: Training
     return test
 
 
-def version_files(loaded: LoadedModel, label_map: LabelMap, workdir: Path) -> dict[str, bytes]:
-    """The files of a version but its card: weights (or the adapter and head), config, tokenizer, labels.json."""
-    out = workdir / "version"
-    if loaded.adapted is not None and loaded.adapted.is_adapter:
-        loaded.adapted.peft_model().save_pretrained(out)
-        (out / "README.md").unlink(missing_ok=True)  # peft's template card; card.json is the version's card
-    else:
-        loaded.model.save_pretrained(out)
-    loaded.tokenizer.save_pretrained(out)
+def pretrained_files(model: Any, tokenizer: Any, out: Path) -> dict[str, bytes]:
+    """``save_pretrained`` of a model and its tokenizer into ``out``, read back by relative path; refuses pickles."""
+    model.save_pretrained(out)
+    (out / "README.md").unlink(missing_ok=True)  # peft's template card; card.json is the version's card
+    tokenizer.save_pretrained(out)
     files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     if pickled := pickle_files(files):
         raise RuntimeError(f"refusing to publish pickle-based files: {', '.join(pickled)}")
+    return files
+
+
+def version_files(loaded: LoadedModel, label_map: LabelMap, workdir: Path) -> dict[str, bytes]:
+    """The files of a version but its card: weights (or the adapter and head), config, tokenizer, labels.json."""
+    adapter = loaded.adapted is not None and loaded.adapted.is_adapter
+    files = pretrained_files(loaded.adapted.peft_model() if adapter else loaded.model, loaded.tokenizer,
+                             workdir / "version")
     files[LABELS_FILE] = json.dumps(label_map.to_json(), indent=2).encode()
     return files
 
