@@ -31,7 +31,6 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchlib import ROOT, write_result  # noqa: E402
-from streamtune_anonymizer.config import AnonymizerSettings  # noqa: E402
 from streamtune_anonymizer.detection import PiiDetector, PiiSpan, default_recognizers  # noqa: E402
 from streamtune_anonymizer.detection.eponyms import WithoutEponyms  # noqa: E402
 from streamtune_anonymizer.detection.evaluation import (  # noqa: E402
@@ -45,6 +44,7 @@ from streamtune_anonymizer.detection.evaluation import (  # noqa: E402
 from streamtune_anonymizer.detection.spacy_model import SpacyEntityModel  # noqa: E402
 from streamtune_anonymizer.detection.spans import LOCATION, PATTERN_TYPES, STREET_ADDRESS  # noqa: E402
 from streamtune_anonymizer.synthetic.presidio import VALIDATION_REMAINDERS, is_validation_template  # noqa: E402
+from streamtune_shared.batching import DEFAULT_TOKENS_PER_FORWARD  # noqa: E402
 from streamtune_shared.word_labels import whitespace_words  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "pii_presidio_synth" / "dev.jsonl"
@@ -77,7 +77,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="torch device of the transformer (cpu, cuda)")
     parser.add_argument("--max-length", type=int, default=128, help="transformer window, in word pieces")
     parser.add_argument("--batch-size", type=int, default=64, help="texts per detect call (the subscriber batch)")
-    parser.add_argument("--tokens-per-forward", type=int, default=AnonymizerSettings.model_fields["pii_model_tokens_per_forward"].default,
+    parser.add_argument("--tokens-per-forward", type=int, default=DEFAULT_TOKENS_PER_FORWARD,
                         help="padded word pieces per transformer forward (default: the anonymizer's); 0: "
                              "--batch-size windows a forward, whatever their length")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per system; the best counts")
