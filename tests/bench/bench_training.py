@@ -37,7 +37,8 @@ from streamtune_trainer.training import (
     train_model,
 )
 from tqdm import tqdm
-from benchlib import quiet_training_logs  # noqa: E402
+
+from benchlib import quiet_training_logs
 
 REPO = Path(__file__).resolve().parents[2]
 
