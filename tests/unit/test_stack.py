@@ -126,9 +126,12 @@ def test_service_process_stop_kills_a_process_that_ignores_sigterm(tmp_path):
 
 def test_group_alive_sees_a_member_that_outlives_its_leader_and_stop_started_waits_for_it():
     # The leader forks a member that ignores SIGTERM, then exits: pid_alive(leader) says gone too early.
-    leader = subprocess.Popen(["sh", "-c", "(trap '' TERM; sleep 30) & echo $!"], stdout=subprocess.PIPE,
+    # The member says "armed" once its trap is set (a SIGTERM sent before that would simply stop it).
+    leader = subprocess.Popen(["sh", "-c", "(trap '' TERM; echo armed; sleep 30) & echo $!"], stdout=subprocess.PIPE,
                               text=True, start_new_session=True)
-    member = int(leader.stdout.readline())
+    lines = {leader.stdout.readline().strip(), leader.stdout.readline().strip()}
+    assert "armed" in lines
+    member = int(next(line for line in lines if line != "armed"))
     leader.wait()
     leader.stdout.close()
     try:
