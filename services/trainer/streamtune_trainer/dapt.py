@@ -26,14 +26,13 @@ import torch
 from streamtune_shared.adaptation import DaptOptions
 from streamtune_shared.model_card import BASE_MODEL_TASK, CardMetrics, CardTraining, ModelCard
 from streamtune_shared.model_registry import RegistryLayout, file_checksums, find_card_for_request, version_name
-from streamtune_shared.datasets import read_dataset
 from streamtune_shared.schemas import TrainRequest
 
 from .artifacts import resolve_base_model
 from .card import library_versions, lineage
 from .domain import TrainingRejected, split_dataset
 from .evaluation import autocast
-from .pipeline import RunContext, describe, pretrained_files, publish_version
+from .pipeline import RunContext, describe, pretrained_files, publish_version, read_rows
 from .training import TrainingInterrupted, load_tokenizer, pick_device, seed_everything
 
 log = structlog.get_logger(__name__)
@@ -154,10 +153,7 @@ def adapt_base(request: TrainRequest, ctx: RunContext) -> ModelCard:
     options = request.dapt
     torch.set_num_threads(ctx.settings.num_threads)
     seed_everything(request.seed)
-    try:
-        rows, manifests = read_dataset(ctx.store, request.dataset)
-    except ValueError as exc:
-        raise TrainingRejected(f"dataset {request.dataset!r} cannot be read: {str(exc)[:200]}") from exc
+    rows, manifests = read_rows(request, ctx.store)
     splits = split_dataset(rows, request.task, request.dev_fraction, request.test_fraction)
     texts = dapt_texts(rows, [e.text for e in splits.train], options.max_texts)
     if not texts:

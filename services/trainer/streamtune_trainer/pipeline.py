@@ -100,12 +100,17 @@ def configure(request: TrainRequest, settings: TrainerSettings) -> tuple[Hyperpa
     return hp, pick_device()
 
 
-def load_data(request: TrainRequest, store: ObjectStore) -> tuple[DatasetSplits, list[ShardManifest]]:
-    """Data phase: every shard of the dataset (sha256-checked), filtered for the task and split."""
+def read_rows(request: TrainRequest, store: ObjectStore) -> tuple[list[dict[str, Any]], list[ShardManifest]]:
+    """Every row of the request's dataset (its shards sha256-checked); TrainingRejected when it cannot be read."""
     try:
-        rows, manifests = read_dataset(store, request.dataset)
+        return read_dataset(store, request.dataset)
     except ValueError as exc:
         raise TrainingRejected(f"dataset {request.dataset!r} cannot be read: {str(exc)[:200]}") from exc
+
+
+def load_data(request: TrainRequest, store: ObjectStore) -> tuple[DatasetSplits, list[ShardManifest]]:
+    """Data phase: every shard of the dataset (sha256-checked), filtered for the task and split."""
+    rows, manifests = read_rows(request, store)
     splits = split_dataset(rows, request.task, request.dev_fraction, request.test_fraction)
     log.info("data.split", shards=len(manifests), skipped=splits.skipped, **splits.sizes())
     return splits, manifests
