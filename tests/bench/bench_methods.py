@@ -44,7 +44,7 @@ from streamtune_trainer.domain import TOKEN_CLASSIFICATION, DatasetSplits, Train
 from streamtune_trainer.evaluation import evaluate
 from streamtune_trainer.pipeline import adapt_phase, describe, encode_splits, load_base, pretrained_files, version_files
 from streamtune_trainer.training import Hyperparameters, TrainingHooks, pick_device, seed_everything, train_model
-from benchlib import quiet_training_logs
+from benchlib import quiet_training_logs, write_result
 
 REPO = Path(__file__).resolve().parents[2]
 DELTA = 1e-4
@@ -241,11 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     found = ratios(results)
     for key, value in found.items():
         print(f"{key}: {value:.2f}x", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"arguments": passed, "train_sentences": len(splits.train),
-                                    "dev_sentences": len(splits.dev), "epochs": args.epochs,
-                                    "results": list(results.values()), "ratios": found,
-                                    "libraries": library_versions()}, indent=2))
+    write_result(args.out, {"arguments": passed, "train_sentences": len(splits.train), "dev_sentences": len(splits.dev),
+                            "epochs": args.epochs, "results": list(results.values()), "ratios": found,
+                            "libraries": library_versions()})
     print(f"wrote {args.out}", flush=True)
     return 0 if not any("error" in r for r in results.values()) else 1
 
