@@ -2,6 +2,7 @@
 
     recordings = recordings_from_rows(rows)                    # per device, ordered by ts, labels 0/1 or -1
     splits = split_recordings(recordings, dev_fraction=0.2, test_fraction=0.2)
+    folds = cross_fit_splits(splits, folds=5)                  # the dev split and 4 more held-out groups of train
     data = build_windows(splits.train, spec, stride=1)         # WindowSet: x (m, W, S), y, scored
 
 A window is ``spec.window`` consecutive events of one device; its label is its last event's label. Each
@@ -117,6 +118,19 @@ def split_recordings(recordings: Sequence[Recording], dev_fraction: float, test_
     unlabeled = tuple(r for r in recordings if not r.labeled)
     return RecordingSplits(train=tuple(labeled[n_test + n_dev:]) + unlabeled,
                            dev=tuple(labeled[n_test:n_test + n_dev]), test=tuple(labeled[:n_test]))
+
+
+def cross_fit_splits(splits: RecordingSplits, folds: int) -> list[RecordingSplits]:
+    """The ``folds - 1`` other folds of a cross-fitted threshold (``splits`` itself is the first): the labeled train
+    recordings dealt in turn into held-out groups, each group a dev split with every other recording to train on.
+
+    Whole recordings, deterministic (the train split's order), the test recordings never held out nor trained on.
+    """
+    labeled = [r for r in splits.train if r.labeled]
+    unlabeled = tuple(r for r in splits.train if not r.labeled)
+    groups = [range(i, len(labeled), folds - 1) for i in range(min(folds - 1, len(labeled)))]
+    return [RecordingSplits(train=tuple(r for j, r in enumerate(labeled) if j not in group) + splits.dev + unlabeled,
+                            dev=tuple(labeled[j] for j in group), test=splits.test) for group in groups]
 
 
 def _rank(device_id: str) -> str:

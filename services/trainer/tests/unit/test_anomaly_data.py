@@ -12,6 +12,7 @@ from streamtune_trainer.anomaly_data import (
     UNLABELED,
     anomaly_label,
     build_windows,
+    cross_fit_splits,
     recordings_from_rows,
     sensors_of,
     split_recordings,
@@ -114,3 +115,28 @@ def test_the_threshold_is_the_best_f1_that_keeps_false_alarms_under_the_cap():
     strict, strict_metrics = choose_threshold(scores, labels, false_alarm_cap=0.1)
     assert loose == 0.6 and loose_metrics["recall"] == 1.0 and loose_metrics["far"] == pytest.approx(0.3)
     assert strict == 0.9 and strict_metrics["far"] == 0.0 and strict_metrics["f1"] == pytest.approx(2 / 3)
+
+
+def test_cross_fit_folds_hold_out_each_labeled_train_recording_once_and_never_touch_test():
+    rows = [r for d in range(8) for r in rows_of(f"dev-{d}", [1.0] * 5, [0, 0, 0, 1, 1])]
+    rows += rows_of("anomaly-free", [1.0] * 5, [None] * 5)
+    splits = split_recordings(recordings_from_rows(rows), dev_fraction=0.1, test_fraction=0.1)
+    folds = cross_fit_splits(splits, folds=5)
+    names = lambda recordings: [r.device_id for r in recordings]  # noqa: E731
+    labeled_train = [r.device_id for r in splits.train if r.labeled]
+    assert len(folds) == 4 and len(labeled_train) == 6
+    held = [name for fold in folds for name in names(fold.dev)]
+    assert sorted(held) == sorted(labeled_train)  # each once: together with the dev split, every fitting recording
+    for fold in folds:
+        assert names(fold.test) == names(splits.test)
+        assert not set(names(fold.dev)) & set(names(fold.train))
+        assert set(names(fold.train)) | set(names(fold.dev)) == set(names(splits.train)) | set(names(splits.dev))
+        assert "anomaly-free" in names(fold.train)
+    assert [names(f.dev) for f in cross_fit_splits(splits, 5)] == [names(f.dev) for f in folds]  # deterministic
+
+
+def test_cross_fit_folds_are_at_most_one_per_labeled_train_recording():
+    rows = [r for d in range(4) for r in rows_of(f"dev-{d}", [1.0] * 5, [0, 0, 0, 1, 1])]
+    splits = split_recordings(recordings_from_rows(rows), 0.1, 0.1)
+    assert [len(f.dev) for f in cross_fit_splits(splits, folds=5)] == [1, 1]
+    assert cross_fit_splits(splits, folds=1) == []
