@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import re
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from streamtune_anonymizer.detection.spans import (
     PiiSpan,
 )
 from streamtune_anonymizer.detection.spacy_model import SpacyEntityModel
-from streamtune_anonymizer.detection.transformer_model import TransformerEntityModel, word_windows
+from streamtune_anonymizer.detection.transformer_model import TransformerEntityModel, _untruncated_backend, word_windows
+from transformers import AutoTokenizer
 
 FIXTURES = Path(__file__).resolve().parents[4] / "tests" / "fixtures"
 TAGS = ("O", "B-PERSON", "I-PERSON", "B-LOCATION", "I-LOCATION")
@@ -99,6 +101,23 @@ def test_transformer_detects_past_max_length_in_a_long_text(tiny_folder: Path) -
     [spans] = model.find_batch([text, "short text"])[:1]
     assert [text[s.start:s.end] for s in spans] == text.split()
     assert spans[-1].end == len(text)
+
+
+def test_a_truncation_saved_in_the_tokenizer_does_not_cut_a_long_text(tiny_folder: Path, tmp_path: Path) -> None:
+    """The trainer's tokenizer.json may keep its max_length truncation; the detector's windows must ignore it."""
+    folder = tmp_path / "truncating"
+    shutil.copytree(tiny_folder, folder)
+    saved = json.loads((folder / "tokenizer.json").read_text())
+    saved["truncation"] = {"direction": "Right", "max_length": 16, "strategy": "LongestFirst", "stride": 0}
+    (folder / "tokenizer.json").write_text(json.dumps(saved))
+    words = [f"name{i}" for i in range(200)]
+    loaded = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    assert loaded.backend_tokenizer.truncation is not None  # as saved, before any call of the wrapper
+    [encoding] = _untruncated_backend(loaded).encode_batch([words], is_pretokenized=True, add_special_tokens=False)
+    assert len(set(encoding.word_ids)) == len(words)
+    text = " ".join(words)
+    [spans] = forced(folder, "B-PERSON", max_length=32).find_batch([text])
+    assert [text[s.start:s.end] for s in spans] == words
 
 
 def test_transformer_windows_stitch_one_entity_across_a_window_edge(tiny_folder: Path) -> None:
