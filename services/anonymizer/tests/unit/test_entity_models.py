@@ -103,6 +103,25 @@ def test_transformer_detects_past_max_length_in_a_long_text(tiny_folder: Path) -
     assert spans[-1].end == len(text)
 
 
+def test_the_traced_model_answers_like_the_module_whatever_the_batch_shape(tiny_folder: Path) -> None:
+    torch.manual_seed(3)
+    traced, plain = (TransformerEntityModel(tiny_folder, max_length=16, tokens_per_forward=64, trace=flag)
+                     for flag in (True, False))
+    for model in (traced, plain):  # one random classifier for both, so that the tags vary from word to word
+        model.model.classifier.weight.data.normal_(0.0, 2.0)
+        model.model.classifier.weight.data.copy_(traced.model.classifier.weight.data)
+    assert traced._torch_forward != traced._module_forward and plain._torch_forward == plain._module_forward
+    texts = ["Anna", "Call Anna Lee at home today, or Ben", " ".join(f"word{i}" for i in range(40)), "",
+             "Ünïcödé naïve café 🙂"] * 3
+    tagged = set()
+    for batch in (texts[:1], texts[:4], texts):
+        found, expected = traced.find_batch(batch), plain.find_batch(batch)
+        assert [[(s.start, s.end, s.pii_type) for s in spans] for spans in found] == \
+            [[(s.start, s.end, s.pii_type) for s in spans] for spans in expected]
+        tagged |= {s.pii_type for spans in found for s in spans}
+    assert tagged == {PERSON, LOCATION}, "the random classifier tags words of both types"
+
+
 def test_a_truncation_saved_in_the_tokenizer_does_not_cut_a_long_text(tiny_folder: Path, tmp_path: Path) -> None:
     """The trainer's tokenizer.json may keep its max_length truncation; the detector's windows must ignore it."""
     folder = tmp_path / "truncating"
@@ -132,8 +151,13 @@ def test_forwards_hold_at_most_the_token_budget_and_tag_as_one_wide_forward(tiny
     wide = TransformerEntityModel(tiny_folder, tokens_per_forward=None, batch_size=64, max_length=64)
     wide.model.load_state_dict(narrow.model.state_dict())
     seen: list[torch.Size] = []
-    narrow.model.register_forward_hook(lambda _m, args, kwargs, _out: seen.append(kwargs["input_ids"].shape),
-                                       with_kwargs=True)
+    forward = narrow._torch_forward  # traced: module hooks would not run
+
+    def recording(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        seen.append(input_ids.shape)
+        return forward(input_ids, attention_mask)
+
+    narrow._torch_forward = recording
     assert narrow.find_batch(texts) == wide.find_batch(texts)
     assert len(seen) > 1
     # Only a window longer than the budget on its own (the 90-word texts' windows) passes it.
