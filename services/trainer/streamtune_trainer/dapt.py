@@ -32,7 +32,7 @@ from .artifacts import resolve_base_model
 from .card import library_versions, lineage
 from .domain import TrainingRejected, split_dataset
 from .evaluation import autocast
-from .pipeline import RunContext, describe, pretrained_files, publish_version, read_rows
+from .pipeline import DatasetRows, RunContext, describe, pretrained_files, publish_version
 from .training import TrainingInterrupted, load_tokenizer, pick_device, seed_everything
 
 log = structlog.get_logger(__name__)
@@ -148,12 +148,13 @@ def dev_batches(tokenizer: Any, texts: Sequence[str], max_length: int,
         torch.random.set_rng_state(state)
 
 
-def adapt_base(request: TrainRequest, ctx: RunContext) -> ModelCard:
-    """Masked-LM training of the request's base on its dataset's text; publishes and returns the version."""
+def adapt_base(request: TrainRequest, ctx: RunContext, dataset: DatasetRows) -> ModelCard:
+    """Masked-LM training of the request's base on its dataset's text (``dataset``, the run's read of it);
+    publishes and returns the version."""
     options = request.dapt
     torch.set_num_threads(ctx.settings.num_threads)
     seed_everything(request.seed)
-    rows, manifests = read_rows(request, ctx.store)
+    rows, manifests = dataset
     splits = split_dataset(rows, request.task, request.dev_fraction, request.test_fraction)
     texts = dapt_texts(rows, [e.text for e in splits.train], options.max_texts)
     if not texts:
@@ -196,13 +197,14 @@ def dapt_card(request: TrainRequest, ctx: RunContext, run: MlmRun, files: dict[s
         lineage=lineage_info, files=file_checksums(files), created_at=now, libraries=library_versions())
 
 
-def with_adapted_base(request: TrainRequest, ctx: RunContext) -> TrainRequest:
-    """The request to fine-tune from its adapted base: the one this request published already, or a new one."""
+def with_adapted_base(request: TrainRequest, ctx: RunContext, dataset: DatasetRows) -> TrainRequest:
+    """The request to fine-tune from its adapted base: the one this request published already, or a new one
+    adapted on ``dataset`` (the run's read of the request's dataset)."""
     name = dapt_model_name(request)
     layout = RegistryLayout(ctx.settings.infra.models_prefix)
     card = find_card_for_request(ctx.store, layout, name, request.request_id)
     if card is None:
-        card = adapt_base(request, ctx)
+        card = adapt_base(request, ctx, dataset)
         outcome = "published"
     else:
         outcome = "reused"

@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,8 @@ from .training import (
 log = structlog.get_logger(__name__)
 
 Report = Callable[..., None]
+# A dataset as read: its rows and the manifests of the shards they came from.
+DatasetRows = tuple[list[dict[str, Any]], list[ShardManifest]]
 
 
 @dataclass
@@ -100,7 +103,7 @@ def configure(request: TrainRequest, settings: TrainerSettings) -> tuple[Hyperpa
     return hp, pick_device()
 
 
-def read_rows(request: TrainRequest, store: ObjectStore) -> tuple[list[dict[str, Any]], list[ShardManifest]]:
+def read_rows(request: TrainRequest, store: ObjectStore) -> DatasetRows:
     """Every row of the request's dataset (its shards sha256-checked); TrainingRejected when it cannot be read."""
     try:
         return read_dataset(store, request.dataset)
@@ -108,9 +111,11 @@ def read_rows(request: TrainRequest, store: ObjectStore) -> tuple[list[dict[str,
         raise TrainingRejected(f"dataset {request.dataset!r} cannot be read: {str(exc)[:200]}") from exc
 
 
-def load_data(request: TrainRequest, store: ObjectStore) -> tuple[DatasetSplits, list[ShardManifest]]:
-    """Data phase: every shard of the dataset (sha256-checked), filtered for the task and split."""
-    rows, manifests = read_rows(request, store)
+def load_data(request: TrainRequest, store: ObjectStore,
+              dataset: DatasetRows | None = None) -> tuple[DatasetSplits, list[ShardManifest]]:
+    """Data phase: every shard of the dataset (sha256-checked; read here unless ``dataset`` is the run's read),
+    filtered for the task and split."""
+    rows, manifests = dataset if dataset is not None else read_rows(request, store)
     splits = split_dataset(rows, request.task, request.dev_fraction, request.test_fraction)
     log.info("data.split", shards=len(manifests), skipped=splits.skipped, **splits.sizes())
     return splits, manifests
@@ -267,30 +272,32 @@ def publish_version(ctx: RunContext, card: ModelCard, files: dict[str, bytes]) -
 def run_training(request: TrainRequest, ctx: RunContext) -> ModelCard:
     """The whole run, phase by phase; returns the card of the published version.
 
-    With ``dapt`` the base is first adapted to the dataset's text (and published); with ``search`` every trial
-    runs the phases below and the best one is published. Raises TrainingRejected for data or configuration
-    problems; anything else is transient.
+    The dataset is read once: with ``dapt`` the base is first adapted to its text (and published); with
+    ``search`` every trial runs the phases below on it and the best one is published. Raises TrainingRejected
+    for data or configuration problems; anything else is transient.
     """
     check_regularizers(request)
     if request.task == "sensor-anomaly":
         from .anomaly_pipeline import run_anomaly_training  # noqa: PLC0415 - it builds on this module
 
         return run_anomaly_training(request, ctx)
+    dataset = read_rows(request, ctx.store)
     if request.dapt is not None:
         from .dapt import with_adapted_base  # noqa: PLC0415 - masked-LM pieces only when asked
 
-        request = with_adapted_base(request, ctx)
+        request = with_adapted_base(request, ctx, dataset)
     if request.search is not None:
         from .search import run_search  # noqa: PLC0415 - optuna only when asked
 
-        return run_search(request, ctx)
-    return publish_version(ctx, *train_version(request, ctx))
+        return run_search(request, ctx, train=partial(train_version, dataset=dataset))
+    return publish_version(ctx, *train_version(request, ctx, dataset))
 
 
-def train_version(request: TrainRequest, ctx: RunContext) -> tuple[ModelCard, dict[str, bytes]]:
+def train_version(request: TrainRequest, ctx: RunContext,
+                  dataset: DatasetRows | None = None) -> tuple[ModelCard, dict[str, bytes]]:
     """Every phase but publishing: the card (its version named) and files of the run's version."""
     hp, device = configure(request, ctx.settings)
-    splits, manifests = load_data(request, ctx.store)
+    splits, manifests = load_data(request, ctx.store, dataset)
     with tempfile.TemporaryDirectory(prefix="streamtune-trainer-") as tmp:
         workdir = Path(tmp)
         loaded = load_base(request.base_model, splits.label_map, ctx.store, workdir, request.base_layers,

@@ -19,7 +19,7 @@ from streamtune_trainer.artifacts import resolve_base_model
 from streamtune_trainer.config import TrainerSettings
 from streamtune_trainer.dapt import dapt_texts, dev_batches, load_mlm, mlm_loss, train_mlm, with_adapted_base
 from streamtune_trainer.domain import TOKEN_CLASSIFICATION, LabelMap
-from streamtune_trainer.pipeline import RunContext
+from streamtune_trainer.pipeline import RunContext, read_rows, run_training
 from streamtune_trainer.training import load_model, load_tokenizer, seed_everything
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -69,7 +69,7 @@ def test_the_adapted_base_is_a_version_that_names_its_base_is_reused_and_is_neve
                            base_model=str(tiny_base_model), max_length=32,
                            dapt={"epochs": 2, "learning_rate": 1e-2})
 
-    adapted = with_adapted_base(request, run_context)
+    adapted = with_adapted_base(request, run_context, read_rows(request, store))
 
     [version] = list_versions(store, LAYOUT, "ner-dapt")
     assert adapted.base_model == f"ner-dapt/{version}" and adapted.dapt is None
@@ -81,7 +81,7 @@ def test_the_adapted_base_is_a_version_that_names_its_base_is_reused_and_is_neve
     assert any("domain-adapted base published" in (s.get("message") or "") for s in run_context.statuses)
 
     # A second delivery of the same request reuses the version instead of training again.
-    assert with_adapted_base(request, run_context).base_model == adapted.base_model
+    assert with_adapted_base(request, run_context, read_rows(request, store)).base_model == adapted.base_model
     assert list_versions(store, LAYOUT, "ner-dapt") == [version]
 
     # A later request naming it as its base fine-tunes from its weights.
@@ -93,3 +93,19 @@ def test_the_adapted_base_is_a_version_that_names_its_base_is_reused_and_is_neve
 
     with pytest.raises(VersionRejected, match="not serving"):
         load_verified_version(store, LAYOUT, card, tmp_path / "serve")
+
+
+def test_a_dapt_run_reads_its_dataset_once_for_the_masked_lm_and_the_fine_tune(
+        run_context, tiny_base_model: Path, clinical_events, write_shards, monkeypatch):
+    import streamtune_trainer.pipeline as pipeline
+
+    write_shards(run_context.store, "notes", clinical_events[:40])
+    reads: list[str] = []
+    real_read = pipeline.read_dataset
+    monkeypatch.setattr(pipeline, "read_dataset", lambda store, name: reads.append(name) or real_read(store, name))
+    request = TrainRequest(request_id="dapt-2", model_name="ner", task=TOKEN_CLASSIFICATION, dataset="notes",
+                           base_model=str(tiny_base_model), max_length=32, epochs=1, dapt={"epochs": 1})
+
+    card = run_training(request, run_context)
+
+    assert card.base_model.startswith("ner-dapt/") and reads == ["notes"]
