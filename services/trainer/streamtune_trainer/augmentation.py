@@ -1,7 +1,7 @@
 """Label-preserving augmentation of the training split (pure, seeded; dev and test are never augmented).
 
     splits = augment_training_split(splits, request.augmentation, tokenizer, seed)       # train: originals + copies
-    x, y = augment_windows(windows.x, windows.y, options, seed=42)                       # sensor windows
+    train = augment_window_set(train, request.augmentation, seed)                        # labeled sensor windows
 
 NER: an entity mention is replaced by another mention of the same type taken from the training split
 itself (its BIO tags follow the new mention's word count), and words outside entities are masked.
@@ -175,13 +175,6 @@ def window_copies(x: np.ndarray, y: np.ndarray, options: AugmentationOptions,
     rng = np.random.default_rng(seed)
     copies = [augment_window_copy(x, options, rng) for _ in range(options.copies)]
     return np.concatenate(copies), np.concatenate([y] * options.copies)
-
-
-def augment_windows(x: np.ndarray, y: np.ndarray, options: AugmentationOptions,
-                    seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The windows and labels followed by ``options.copies`` augmented copies (labels unchanged)."""
-    extra_x, extra_y = window_copies(x, y, options, seed)
-    return np.concatenate([x, extra_x]), np.concatenate([y, extra_y])
 
 
 def augment_window_set(windows: WindowSet, options: AugmentationOptions, seed: int) -> WindowSet:
