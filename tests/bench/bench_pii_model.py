@@ -27,6 +27,7 @@ from typing import Any
 
 import streamtune_trainer  # noqa: F401 - sets HF_HUB_OFFLINE before transformers is imported
 import torch
+from streamtune_anonymizer.detection.transformer_model import int8_dynamic
 from streamtune_anonymizer.synthetic import from_presidio, generate
 from streamtune_anonymizer.synthetic.presidio import NER_TYPES
 from streamtune_anonymizer.synthetic.scoring import token_scores
@@ -173,8 +174,8 @@ def tag_texts(model: torch.nn.Module, tokenizer: Any, texts: list[str], id2label
 
 
 def quantized(model: torch.nn.Module) -> torch.nn.Module:
-    """An int8 dynamic-quantized copy (Linear layers) of a model."""
-    return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear}, dtype=torch.qint8)
+    """An int8 dynamic-quantized copy (Linear layers) of a model, as the anonymizer quantizes it."""
+    return int8_dynamic(copy.deepcopy(model).eval())
 
 
 def score_variant(model: torch.nn.Module, tokenizer: Any, label_map: LabelMap, validation: list[Example],

@@ -86,7 +86,7 @@ class TransformerEntityModel:
         if runtime == "onnx" and device == "cpu":
             self._onnx = _onnx_or_none(model, quantize=quantize, num_threads=num_threads)
         if self._onnx is None and quantize:  # int8 dynamic quantization is a CPU kernel
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            model = int8_dynamic(model)
         elif self._onnx is None:
             model = model.to(device)
         # Under ONNX Runtime the session holds its own copy of the weights: the torch model is not kept.
@@ -192,8 +192,10 @@ class TransformerEntityModel:
         input_ids, attention_mask = self._padded([prefix + body + suffix, prefix + body[:1] + suffix])
         try:
             with self._torch.inference_mode(), warnings.catch_warnings():
-                # Its one warning: the mask is padded when it is narrower than the ids, never the case here.
+                # Its tracer warning: the mask is padded when it is narrower than the ids, never the case here;
+                # and transformers' deprecated properties warn when the tracer reads every attribute.
                 warnings.simplefilter("ignore", self._torch.jit.TracerWarning)
+                warnings.simplefilter("ignore", FutureWarning)
                 traced = self._torch.jit.trace(self.model, strict=False, check_trace=False, example_kwarg_inputs={
                     "input_ids": input_ids, "attention_mask": attention_mask})
             return self._traced_forward(traced)
@@ -245,6 +247,18 @@ class TransformerEntityModel:
     def _spans(text: str, words: list[tuple[int, int]], tags: list[str], scores: list[float]) -> list[PiiSpan]:
         entities = decode_entities(text, words, tags, scores)
         return [PiiSpan(e.start, e.end, e.label, source=SOURCE, score=e.score) for e in entities]
+
+
+def int8_dynamic(model):
+    """``model`` with its Linear layers int8 dynamic-quantized, each output channel's weights on its own scale.
+
+    One scale per weight matrix (torch's default) cost the 3-layer PII model 10.3 points of ORGANIZATION and 1.7
+    of LOCATION token recall on the validation split against fp32 (0.578 / 0.835 vs 0.681 / 0.852); per channel,
+    0.655 / 0.870, for about 2 % of the throughput (side by side, 2 threads, throw-away script)."""
+    import torch  # noqa: PLC0415
+    from torch.ao.quantization import per_channel_dynamic_qconfig  # noqa: PLC0415
+
+    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig})
 
 
 def _onnx_or_none(model, *, quantize: bool, num_threads: int | None):
