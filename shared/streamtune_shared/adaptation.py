@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Method = Literal["full", "lora", "freeze", "prefix", "prompt"]
 LrSchedule = Literal["linear", "cosine", "constant"]
@@ -80,7 +80,7 @@ class AugmentationOptions(BaseModel):
     Each training example gets ``copies`` augmented copies, drawn once from the request's ``seed`` (a resumed run
     sees the same ones). Text: NER replaces entity mentions with other mentions of the same type from the training
     set itself and masks words outside entities; classification masks and swaps words. Sensor windows (the labeled
-    training windows): jitter, scaling and time-warp. With ``dp`` the trainer refuses the run (a failed train.status).
+    training windows): jitter, scaling and time-warp. With ``dp`` the request is refused (a failed train.status).
     """
 
     model_config = _OPTIONS
@@ -103,8 +103,8 @@ class AugmentationOptions(BaseModel):
 class AdversarialOptions(BaseModel):
     """Opt-in adversarial training: FGM (one step) or PGD perturbations of the word embeddings.
 
-    Text tasks only, with any method (a frozen embedding is perturbed but stays frozen); with ``dp`` the trainer
-    refuses the run (a failed train.status).
+    Text tasks only, with any method (a frozen embedding is perturbed but stays frozen); with ``dp`` or for
+    sensor-anomaly the request is refused (a failed train.status).
     """
 
     model_config = _OPTIONS
@@ -118,6 +118,9 @@ class AdversarialOptions(BaseModel):
 SearchParameter = Literal["learning_rate", "weight_decay", "epochs", "batch_size", "warmup_ratio", "hidden_dropout",
                           "attention_dropout", "classifier_dropout", "lora.r", "lora.alpha", "lora.dropout",
                           "freeze.layers"]
+# Searched as whole numbers whether or not their dimension says ``integer``.
+INTEGER_SEARCH_PARAMETERS = frozenset({"epochs", "batch_size", "lora.r", "lora.alpha", "freeze.layers"})
+MAX_MODEL_NAME = 63
 
 
 class SearchDimension(BaseModel):
@@ -132,6 +135,22 @@ class SearchDimension(BaseModel):
     choices: tuple[float | int | str, ...] | None = Field(default=None, min_length=1, max_length=32)
 
 
+def dimension_error(name: str, dim: SearchDimension) -> str | None:
+    """Why a searched parameter's dimension cannot be searched (None when it can)."""
+    if dim.choices is not None:
+        if dim.low is not None or dim.high is not None:
+            return f"search parameter {name!r}: give choices or low/high, not both"
+        return None
+    if dim.low is None or dim.high is None or dim.low > dim.high:
+        return f"search parameter {name!r} needs low <= high (or choices)"
+    if dim.log and dim.low <= 0:
+        return f"search parameter {name!r}: a log scale needs low > 0"
+    whole = dim.integer or name in INTEGER_SEARCH_PARAMETERS
+    if whole and (dim.low != int(dim.low) or dim.high != int(dim.high)):
+        return f"search parameter {name!r} takes whole numbers"
+    return None
+
+
 class SearchOptions(BaseModel):
     """Hyper-parameter search with Optuna: ``trials`` trainings over ``space``, the best one is published."""
 
@@ -144,6 +163,13 @@ class SearchOptions(BaseModel):
     direction: Literal["maximize", "minimize"] = "maximize"
     pruning: bool = Field(default=True, description="Stop hopeless trials early (median pruner on the epoch metric).")
     timeout_s: float | None = Field(default=None, gt=0, description="Stop starting trials after this long.")
+
+    @model_validator(mode="after")
+    def _dimensions_searchable(self) -> SearchOptions:
+        errors = [error for name, dim in self.space.items() if (error := dimension_error(name, dim))]
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
 
 
 class DaptOptions(BaseModel):
@@ -161,6 +187,11 @@ class DaptOptions(BaseModel):
     max_texts: int | None = Field(default=50_000, ge=1, description="At most this many texts (labeled or not).")
     model_name: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$",
                                    description="Where the adapted base is published; None: '<model_name>-dapt'.")
+
+
+def adapted_base_name(model_name: str, options: DaptOptions) -> str:
+    """Where a request's adapted base is published: ``dapt.model_name`` or '<model_name>-dapt'."""
+    return options.model_name or f"{model_name}-dapt"
 
 
 def default_learning_rate(method: str) -> float:

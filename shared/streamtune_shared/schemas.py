@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from .adaptation import (
+    MAX_MODEL_NAME,
     OPTION_BLOCKS,
     AdversarialOptions,
     AugmentationOptions,
@@ -39,6 +40,7 @@ from .adaptation import (
     PrefixOptions,
     PromptOptions,
     SearchOptions,
+    adapted_base_name,
     fill_method_defaults,
 )
 
@@ -429,6 +431,45 @@ class TrainRequest(BaseModel):
     def _dp_fits_method(cls, value: Any, info: ValidationInfo) -> Any:
         if value is not None and info.data.get("method") in ("prefix", "prompt"):
             raise ValueError("DP-SGD works with methods full, freeze and lora")
+        return value
+
+    @field_validator("augmentation")
+    @classmethod
+    def _augmentation_without_dp(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("dp") is not None:
+            raise ValueError("augmentation cannot be combined with dp: an augmented copy (and a replaced mention) "
+                             "carries a row into other examples, so the epsilon would not hold per row")
+        return value
+
+    @field_validator("adversarial")
+    @classmethod
+    def _adversarial_fits_task(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("task") == "sensor-anomaly":
+            raise ValueError("adversarial training perturbs word embeddings; a sensor-anomaly model has none "
+                             "(use augmentation's jitter, scaling and time-warp instead)")
+        if value is not None and info.data.get("dp") is not None:
+            raise ValueError("adversarial training cannot be combined with dp: DP-SGD clips and noises one "
+                             "gradient per example and the adversarial pass adds a second one it does not account")
+        return value
+
+    @field_validator("search")
+    @classmethod
+    def _search_fits_method(cls, value: Any, info: ValidationInfo) -> Any:
+        method = info.data.get("method")
+        for name in value.space if value is not None and method is not None else ():
+            block = name.partition(".")[0] if "." in name else method
+            if block != method:
+                raise ValueError(f"search parameter {name!r} needs method {block!r}, not {method!r}")
+        return value
+
+    @field_validator("dapt")
+    @classmethod
+    def _adapted_base_name_fits(cls, value: Any, info: ValidationInfo) -> Any:
+        model_name = info.data.get("model_name")
+        if value is not None and model_name is not None:
+            name = adapted_base_name(model_name, value)
+            if len(name) > MAX_MODEL_NAME:
+                raise ValueError(f"the adapted base's name {name!r} is too long: set dapt.model_name")
         return value
 
 

@@ -17,23 +17,10 @@ from collections.abc import Callable
 
 import torch
 from streamtune_shared.adaptation import AdversarialOptions
-from streamtune_shared.schemas import TrainRequest
 
 from .domain import TrainingRejected
 
 LossFn = Callable[[], torch.Tensor]
-
-
-def check_adversarial(request: TrainRequest) -> None:
-    """Refuse the requests adversarial training cannot serve, before any data is read."""
-    if request.adversarial is None:
-        return
-    if request.task == "sensor-anomaly":
-        raise TrainingRejected("adversarial training perturbs word embeddings; a sensor-anomaly model has none "
-                               "(use augmentation's jitter, scaling and time-warp instead)")
-    if request.dp is not None:
-        raise TrainingRejected("adversarial training cannot be combined with dp: DP-SGD clips and noises one "
-                               "gradient per example and the adversarial pass adds a second one it does not account")
 
 
 def input_embedding(model: torch.nn.Module) -> torch.nn.Parameter:

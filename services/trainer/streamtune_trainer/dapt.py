@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 import torch
-from streamtune_shared.adaptation import DaptOptions
+from streamtune_shared.adaptation import DaptOptions, adapted_base_name
 from streamtune_shared.model_card import BASE_MODEL_TASK, CardMetrics, CardTraining, ModelCard
 from streamtune_shared.model_registry import RegistryLayout, file_checksums, find_card_for_request, version_name
 from streamtune_shared.schemas import TrainRequest
@@ -50,14 +50,6 @@ class MlmRun:
     dev_loss_after: float
     samples_per_s: float
     head_initialized: bool
-
-
-def dapt_model_name(request: TrainRequest) -> str:
-    """Where the adapted base is published: ``dapt.model_name`` or '<model_name>-dapt'."""
-    name = request.dapt.model_name or f"{request.model_name}-dapt"
-    if len(name) > 63:
-        raise TrainingRejected(f"the adapted base's name {name!r} is too long: set dapt.model_name")
-    return name
 
 
 def dapt_texts(rows: Sequence[dict[str, Any]], train_texts: Sequence[str], limit: int | None) -> list[str]:
@@ -184,7 +176,7 @@ def dapt_card(request: TrainRequest, ctx: RunContext, run: MlmRun, files: dict[s
     """The adapted base's card: task fill-mask, its base, the masked-LM losses, every file's sha256."""
     now = ctx.clock()
     return ModelCard(
-        model_name=dapt_model_name(request), version=version_name(now, request.request_id), task=BASE_MODEL_TASK,
+        model_name=adapted_base_name(request.model_name, request.dapt), version=version_name(now, request.request_id), task=BASE_MODEL_TASK,
         dataset=request.dataset, base_model=request.base_model, request_id=request.request_id,
         hyperparameters={"dapt": request.dapt.model_dump(mode="json"), "base_model": request.base_model,
                          "base_layers": request.base_layers, "max_length": request.max_length, "seed": request.seed,
@@ -200,7 +192,7 @@ def dapt_card(request: TrainRequest, ctx: RunContext, run: MlmRun, files: dict[s
 def with_adapted_base(request: TrainRequest, ctx: RunContext, dataset: DatasetRows) -> TrainRequest:
     """The request to fine-tune from its adapted base: the one this request published already, or a new one
     adapted on ``dataset`` (the run's read of the request's dataset)."""
-    name = dapt_model_name(request)
+    name = adapted_base_name(request.model_name, request.dapt)
     layout = RegistryLayout(ctx.settings.infra.models_prefix)
     card = find_card_for_request(ctx.store, layout, name, request.request_id)
     if card is None:

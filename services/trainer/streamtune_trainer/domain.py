@@ -1,4 +1,5 @@
-"""The data phase, as pure logic: which rows fit a task, a deterministic split, the label set.
+"""The trainer's pure logic: which rows fit a task, a deterministic split, the label set, a request's id and
+the status of a request the schema refused.
 
 No Redis, no object store, no torch: rows are the dicts ``streamtune_shared.datasets.read_dataset`` returns.
 """
@@ -6,11 +7,13 @@ No Redis, no object store, no torch: rows are the dicts ``streamtune_shared.data
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from streamtune_shared.schemas import BIO_TAG
+from pydantic import ValidationError
+from streamtune_shared.schemas import BIO_TAG, FieldError, TrainStatus
 
 TOKEN_CLASSIFICATION = "token-classification"
 SEQUENCE_CLASSIFICATION = "sequence-classification"
@@ -98,6 +101,24 @@ def example_for_task(row: dict[str, Any], task: str) -> Example | None:
 def stable_request_id(entry_id: str) -> str:
     """A request id for a request that names none: the same on every delivery of its stream entry."""
     return hashlib.sha256(f"train.requests/{entry_id}".encode()).hexdigest()[:32]
+
+
+def refusal_status(payload: bytes, entry_id: str, errors: Sequence[FieldError]) -> TrainStatus | None:
+    """The failed train.status of a request the schema refused, when its payload names a valid model (and id):
+    the requester reads why there, as for a run the trainer rejects. None when it names no valid model."""
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    reasons = "; ".join(f"{error.field}: {error.message}" for error in errors)
+    try:
+        return TrainStatus(request_id=document.get("request_id") or stable_request_id(entry_id),
+                           model_name=document.get("model_name"), state="failed",
+                           message=f"invalid train request: {reasons}")
+    except ValidationError:
+        return None
 
 
 def split_of(event_id: str, dev_fraction: float, test_fraction: float) -> Split:

@@ -23,7 +23,7 @@ from streamtune_shared.schemas import TrainRequest, TrainStatus, field_errors
 from streamtune_shared.storage import ObjectStore
 
 from .config import TrainerSettings
-from .domain import TrainingRejected, stable_request_id
+from .domain import TrainingRejected, refusal_status, stable_request_id
 from .pipeline import RunContext, discard_checkpoints, run_training
 from .training import TrainingInterrupted
 
@@ -117,6 +117,9 @@ class TrainRequestHandler:
             request = TrainRequest.model_validate_json(entry.payload or b"")
         except ValidationError as exc:
             errors = field_errors(exc)
+            status = refusal_status(entry.payload or b"", entry.id, errors)
+            if status is not None:  # the requester watches train.status, not the dead-letter stream
+                await self._bus().publish(streams.TRAIN_STATUS, status)
             await self._bus().forward(streams.TRAIN_REQUESTS, GROUP, [dead_letter_forward(
                 entry, stage=STAGE, reason="invalid train request", source_stream=streams.TRAIN_REQUESTS,
                 errors=errors)])

@@ -42,7 +42,7 @@ from .domain import TOKEN_CLASSIFICATION, DatasetSplits, LabelMap, TrainingRejec
 from .encoding import encode_examples
 from .evaluation import evaluate
 from .methods import AdaptedModel, adapt_model, adapter_summary, dropout_overrides
-from .regularization import check_regularizers, regularization_status
+from .regularization import regularization_status
 from .report import attach_report
 from .training import (
     Hyperparameters,
@@ -276,7 +276,6 @@ def run_training(request: TrainRequest, ctx: RunContext) -> ModelCard:
     ``search`` every trial runs the phases below on it and the best one is published. Raises TrainingRejected
     for data or configuration problems; anything else is transient.
     """
-    check_regularizers(request)
     if request.task == "sensor-anomaly":
         from .anomaly_pipeline import run_anomaly_training  # noqa: PLC0415 - it builds on this module
 

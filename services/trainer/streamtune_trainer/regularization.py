@@ -1,21 +1,10 @@
-"""Which regularizers a request turns on, and the combinations the trainer refuses (checked before any data is read)."""
+"""Which regularizers a request turns on (the combinations that cannot work are refused by ``TrainRequest`` itself)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from streamtune_shared.schemas import TrainRequest
-
-from .adversarial import check_adversarial
-from .domain import TrainingRejected
-
-
-def check_regularizers(request: TrainRequest) -> None:
-    """Refuse augmentation or adversarial training where they cannot work or would void a guarantee."""
-    check_adversarial(request)
-    if request.augmentation is not None and request.dp is not None:
-        raise TrainingRejected("augmentation cannot be combined with dp: an augmented copy (and a replaced "
-                               "mention) carries a row into other examples, so the epsilon would not hold per row")
 
 
 def regularization_status(request: TrainRequest) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from streamtune_shared.adaptation import SearchDimension, SearchOptions
+from streamtune_shared.adaptation import INTEGER_SEARCH_PARAMETERS, SearchDimension, SearchOptions
 from streamtune_shared.schemas import TrainRequest, field_errors
 
 from .domain import SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION, TrainingRejected
@@ -19,7 +19,6 @@ DEV_METRICS: dict[str, tuple[str, ...]] = {
     TOKEN_CLASSIFICATION: ("f1", "precision", "recall", "loss"),
     SEQUENCE_CLASSIFICATION: ("f1", "macro_f1", "accuracy", "loss"),
 }
-INTEGER_PARAMETERS = frozenset({"epochs", "batch_size", "lora.r", "lora.alpha", "freeze.layers"})
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,10 @@ class SearchPlan:
 
 
 def plan_search(request: TrainRequest) -> SearchPlan:
-    """Check the search of a request (metric, parameters against the method, ranges); TrainingRejected if wrong."""
+    """Check the search's metric against what the task's evaluation reports; TrainingRejected if wrong.
+
+    The request's shape (each parameter's method, its range) is ``TrainRequest``'s to refuse.
+    """
     options = request.search
     if options is None:
         raise TrainingRejected("the request has no search")
@@ -43,28 +45,17 @@ def plan_search(request: TrainRequest) -> SearchPlan:
     if not options.metric.startswith("dev_") or key not in known:
         raise TrainingRejected(f"unknown search metric {options.metric!r}; for {request.task} use one of "
                                + ", ".join(f"dev_{k}" for k in known))
-    for name in options.space:
-        block = name.partition(".")[0] if "." in name else None
-        if block is not None and block != request.method:
-            raise TrainingRejected(f"search parameter {name!r} needs method {block!r}, not {request.method!r}")
     return SearchPlan(options, key, {name: distribution(name, dim) for name, dim in options.space.items()})
 
 
 def distribution(name: str, dim: SearchDimension) -> Any:
-    """Optuna's distribution for one searched parameter (integer for counts, log-scaled when asked)."""
+    """Optuna's distribution for one searched parameter (integer for counts, log-scaled when asked); ``dim`` is
+    one ``SearchOptions`` accepted."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution  # noqa: PLC0415
 
     if dim.choices is not None:
-        if dim.low is not None or dim.high is not None:
-            raise TrainingRejected(f"search parameter {name!r}: give choices or low/high, not both")
         return CategoricalDistribution(list(dim.choices))
-    if dim.low is None or dim.high is None or dim.low > dim.high:
-        raise TrainingRejected(f"search parameter {name!r} needs low <= high (or choices)")
-    if dim.log and dim.low <= 0:
-        raise TrainingRejected(f"search parameter {name!r}: a log scale needs low > 0")
-    if dim.integer or name in INTEGER_PARAMETERS:
-        if dim.low != int(dim.low) or dim.high != int(dim.high):
-            raise TrainingRejected(f"search parameter {name!r} takes whole numbers")
+    if dim.integer or name in INTEGER_SEARCH_PARAMETERS:
         return IntDistribution(int(dim.low), int(dim.high), log=dim.log)
     return FloatDistribution(dim.low, dim.high, log=dim.log)
 

@@ -248,7 +248,7 @@ def train_model(model: torch.nn.Module, data: TrainingData, hp: Hyperparameters,
     With ``hp.dp`` the steps are DP-SGD (per-sample clipping and noise) and each epoch records the epsilon spent.
     """
     if hp.adversarial is not None and hp.dp is not None:
-        raise TrainingRejected("adversarial training cannot be combined with dp (see adversarial.check_adversarial)")
+        raise TrainingRejected("adversarial training cannot be combined with dp (TrainRequest refuses it too)")
     model.to(device)
     total_steps = count_steps(len(data.train), hp)
     optimizer, scheduler = build_optimizer(model, hp, total_steps)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import ValidationError
 from streamtune_shared.adaptation import DEFAULT_LEARNING_RATES
@@ -66,3 +68,29 @@ def test_regularization_fields_have_defaults_and_bounds():
 def test_a_request_survives_its_own_json():
     request = TrainRequest(**BASE, method="prompt", prompt={"num_virtual_tokens": 8, "init": "vocab"})
     assert TrainRequest.model_validate_json(request.model_dump_json()) == request
+
+
+@pytest.mark.parametrize(("fields", "field", "reason"), [
+    ({"augmentation": {}, "dp": {"target_epsilon": 8}}, "augmentation", "augmentation cannot be combined with dp"),
+    ({"adversarial": {}, "dp": {"target_epsilon": 8}}, "adversarial", "adversarial training cannot be combined with dp"),
+    ({"task": "sensor-anomaly", "adversarial": {}}, "adversarial", "a sensor-anomaly model has none"),
+    ({"model_name": "n" * 63, "dapt": {}}, "dapt", "adapted base's name 'n{63}-dapt' is too long"),
+    ({"search": {"space": {"lora.r": {"low": 4, "high": 16}}}}, "search", "'lora.r' needs method 'lora', not 'full'"),
+    ({"search": {"space": {"learning_rate": {"low": 1e-2, "high": 1e-4}}}}, "search", "needs low <= high"),
+    ({"search": {"space": {"epochs": {"low": 1.5, "high": 3}}}}, "search", "'epochs' takes whole numbers"),
+    ({"search": {"space": {"weight_decay": {"low": 0, "high": 0.1, "log": True}}}}, "search", "log scale needs low > 0"),
+    ({"search": {"space": {"batch_size": {"low": 8, "choices": [8, 16]}}}}, "search", "choices or low/high, not both"),
+])
+def test_a_combination_the_trainer_cannot_run_is_refused_naming_its_field(fields, field, reason):
+    with pytest.raises(ValidationError) as caught:
+        TrainRequest(**{**BASE, **fields})
+    [error] = field_errors(caught.value, root="", model=TrainRequest)
+    assert error.field == field and re.search(reason, error.message)
+
+
+def test_the_refused_combinations_pass_one_option_at_a_time():
+    assert TrainRequest(**BASE, augmentation={}, adversarial={}).dp is None
+    assert TrainRequest(**{**BASE, "task": "sensor-anomaly"}, augmentation={}).augmentation is not None
+    assert TrainRequest(**BASE, method="lora", dp={"target_epsilon": 8},
+                        search={"space": {"lora.r": {"low": 4, "high": 16}}}).search is not None
+    assert TrainRequest(**{**BASE, "model_name": "n" * 63}, dapt={"model_name": "short-dapt"}).dapt is not None

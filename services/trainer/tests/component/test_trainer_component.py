@@ -13,6 +13,7 @@ from streamtune_shared.storage import sha256_hex
 from streamtune_shared.testing import InMemoryBus, InMemoryObjectStore
 from streamtune_trainer.app import TrainerDeps, create_app, create_service
 from streamtune_trainer.config import TrainerSettings
+from streamtune_trainer.domain import stable_request_id
 
 DATASET = "clinical-notes"
 
@@ -118,6 +119,22 @@ async def test_an_invalid_request_is_dead_lettered_with_the_fields_named(setting
     assert letters[1]["original"] == "{not json"
     assert bus.acked[(streams.TRAIN_REQUESTS, "trainer")] == ["1-0", "1-1"]
     assert bus.messages(streams.TRAIN_STATUS) == [] and store.list_keys("models/") == []
+
+
+async def test_a_refused_combination_fails_on_train_status_with_its_reason_and_is_dead_lettered(settings, fakes):
+    bus, store = fakes
+    service = create_service(settings, TrainerDeps(bus=bus, store=store))
+    refused = {"model_name": "notes-ner", "task": "token-classification", "dataset": DATASET,
+               "augmentation": {"copies": 1}, "dp": {"target_epsilon": 8}}
+    await service.handler.process([_entry("1-0", json.dumps(refused).encode())])
+
+    [status] = bus.messages(streams.TRAIN_STATUS)
+    assert status["state"] == "failed" and status["model_name"] == "notes-ner"
+    assert "augmentation: augmentation cannot be combined with dp" in status["message"]
+    assert status["request_id"] == stable_request_id("1-0")  # the id a valid request from this entry would get
+    [letter] = bus.messages(streams.DLQ)
+    assert [e["field"] for e in letter["errors"]] == ["augmentation"]
+    assert bus.acked[(streams.TRAIN_REQUESTS, "trainer")] == ["1-0"] and store.list_keys("models/") == []
 
 
 async def test_a_request_without_enough_data_fails_with_a_reason_and_is_acked(settings, fakes, tiny_base_model):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from streamtune_shared.adaptation import AdversarialOptions, DPOptions, FreezeOptions
+from streamtune_shared.adaptation import AdversarialOptions, FreezeOptions
 from streamtune_shared.schemas import TrainRequest
-from streamtune_trainer.adversarial import EmbeddingAttack, check_adversarial, input_embedding, project, unit
+from streamtune_trainer.adversarial import EmbeddingAttack, input_embedding, project, unit
 from streamtune_trainer.domain import TOKEN_CLASSIFICATION, Example, LabelMap, TrainingRejected
 from streamtune_trainer.encoding import collate, encode_examples
 from streamtune_trainer.methods import adapt_model
@@ -142,15 +142,6 @@ def test_a_full_fine_tune_with_fgm_records_the_adversarial_loss_per_epoch(tiny_b
     assert [h["epoch"] for h in outcome.state.history] == [1, 2]
     assert all(h["adversarial_loss"] > 0 for h in outcome.state.history)
     assert input_embedding(model).requires_grad
-
-
-def test_adversarial_training_is_refused_for_sensor_anomaly_and_with_dp():
-    with pytest.raises(TrainingRejected, match="sensor-anomaly"):
-        check_adversarial(TrainRequest(model_name="pump", task="sensor-anomaly", dataset="skab",
-                                       adversarial=AdversarialOptions()))
-    with pytest.raises(TrainingRejected, match="cannot be combined with dp"):
-        check_adversarial(_request(adversarial=AdversarialOptions(), dp=DPOptions(target_epsilon=8)))
-    check_adversarial(_request(adversarial=AdversarialOptions(method="pgd")))
 
 
 def test_a_model_without_word_embeddings_is_refused():

@@ -8,8 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from streamtune_shared.adaptation import AugmentationOptions, DPOptions
-from streamtune_shared.schemas import TrainRequest
+from streamtune_shared.adaptation import AugmentationOptions
 from streamtune_trainer.anomaly_data import UNLABELED, WindowSet
 from streamtune_trainer.augmentation import (
     Mention,
@@ -32,9 +31,7 @@ from streamtune_trainer.domain import (
     DatasetSplits,
     Example,
     LabelMap,
-    TrainingRejected,
 )
-from streamtune_trainer.regularization import check_regularizers
 
 MASK = "[MASK]"
 TRAIN = (
@@ -218,13 +215,6 @@ def test_only_labeled_training_windows_get_copies():
     out = augment_window_set(windows, AugmentationOptions(copies=1), seed=0)
     assert len(out.x) == 6 + 4 and np.array_equal(out.y[6:], [0, 1, 0, 1]) and out.scored[6:].all()
     assert np.array_equal(out.x[:6], x)
-
-
-def test_augmentation_with_dp_is_refused():
-    request = TrainRequest(model_name="ner", task="token-classification", dataset="notes",
-                           augmentation=AugmentationOptions(), dp=DPOptions(target_epsilon=8))
-    with pytest.raises(TrainingRejected, match="augmentation cannot be combined with dp"):
-        check_regularizers(request)
 
 
 def test_a_sensor_anomaly_run_fine_tunes_on_the_augmented_labeled_windows(monkeypatch):
