@@ -418,6 +418,14 @@ class TrainRequest(BaseModel):
     def _method_defaults(cls, data: Any) -> Any:
         return fill_method_defaults(data)
 
+    @field_validator("base_model")
+    @classmethod
+    def _s3_base_names_a_prefix(cls, value: str) -> str:
+        bucket, _, prefix = value.removeprefix("s3://").partition("/")
+        if value.startswith("s3://") and (not bucket or not prefix.strip("/")):
+            raise ValueError("an s3:// base model needs a bucket and a prefix: s3://<bucket>/<prefix>/")
+        return value
+
     @field_validator(*OPTION_BLOCKS)
     @classmethod
     def _options_match_method(cls, value: Any, info: ValidationInfo) -> Any:

@@ -28,11 +28,8 @@ _EPOCH_FOLDER = re.compile(r"epoch-(\d+)/")
 def resolve_base_model(base_model: str, store: ObjectStore, workdir: Path,
                        models_prefix: str = DEFAULT_MODELS_PREFIX) -> Path:
     """A local folder holding the base model, named as every service reads a base (``hf_loading.fetch_base``):
-    the packaged MiniLM, a registry version ``<model>/<version>``, a copy of an s3:// prefix, or a local folder."""
-    if base_model.startswith("s3://"):
-        bucket, _, prefix = base_model.removeprefix("s3://").partition("/")
-        if not bucket or not prefix.strip("/"):
-            raise TrainingRejected("base_model s3:// URI needs a bucket and a prefix: s3://<bucket>/<prefix>/")
+    the packaged MiniLM, a registry version ``<model>/<version>``, a copy of an s3:// prefix (``TrainRequest``
+    refuses one without a bucket and a prefix), or a local folder."""
     try:
         folder = fetch_base(base_model, store, RegistryLayout(models_prefix), workdir)
     except VersionRejected as exc:

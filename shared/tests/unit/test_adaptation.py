@@ -71,6 +71,8 @@ def test_a_request_survives_its_own_json():
 
 
 @pytest.mark.parametrize(("fields", "field", "reason"), [
+    ({"base_model": "s3://bases/"}, "base_model", "needs a bucket and a prefix"),
+    ({"base_model": "s3:///ner/"}, "base_model", "needs a bucket and a prefix"),
     ({"augmentation": {}, "dp": {"target_epsilon": 8}}, "augmentation", "augmentation cannot be combined with dp"),
     ({"adversarial": {}, "dp": {"target_epsilon": 8}}, "adversarial", "adversarial training cannot be combined with dp"),
     ({"task": "sensor-anomaly", "adversarial": {}}, "adversarial", "a sensor-anomaly model has none"),
@@ -81,15 +83,16 @@ def test_a_request_survives_its_own_json():
     ({"search": {"space": {"weight_decay": {"low": 0, "high": 0.1, "log": True}}}}, "search", "log scale needs low > 0"),
     ({"search": {"space": {"batch_size": {"low": 8, "choices": [8, 16]}}}}, "search", "choices or low/high, not both"),
 ])
-def test_a_combination_the_trainer_cannot_run_is_refused_naming_its_field(fields, field, reason):
+def test_a_request_the_trainer_cannot_run_is_refused_naming_its_field(fields, field, reason):
     with pytest.raises(ValidationError) as caught:
         TrainRequest(**{**BASE, **fields})
     [error] = field_errors(caught.value, root="", model=TrainRequest)
     assert error.field == field and re.search(reason, error.message)
 
 
-def test_the_refused_combinations_pass_one_option_at_a_time():
+def test_the_refused_options_pass_one_at_a_time():
     assert TrainRequest(**BASE, augmentation={}, adversarial={}).dp is None
+    assert TrainRequest(**BASE, base_model="s3://bases/ner/").base_model == "s3://bases/ner/"
     assert TrainRequest(**{**BASE, "task": "sensor-anomaly"}, augmentation={}).augmentation is not None
     assert TrainRequest(**BASE, method="lora", dp={"target_epsilon": 8},
                         search={"space": {"lora.r": {"low": 4, "high": 16}}}).search is not None
