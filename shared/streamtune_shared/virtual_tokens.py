@@ -25,6 +25,10 @@ class VirtualTokenTrim(torch.nn.Module):
         """The base model's config (num_labels, id2label)."""
         return self.peft_model.config
 
+    def get_input_embeddings(self) -> torch.nn.Module:
+        """The base model's word embeddings (adversarial training perturbs them), as transformers models answer."""
+        return self.peft_model.get_input_embeddings()
+
     def forward(self, labels: torch.Tensor | None = None, **inputs: Any) -> Any:
         """The peft forward; labels get ignored positions for the virtual tokens, logits lose them."""
         if labels is not None and labels.dim() == 2:

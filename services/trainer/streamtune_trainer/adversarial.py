@@ -24,10 +24,9 @@ LossFn = Callable[[], torch.Tensor]
 
 
 def input_embedding(model: torch.nn.Module) -> torch.nn.Parameter:
-    """The word-embedding matrix of a model (transformers, peft, or a wrapper around a peft model), or
-    TrainingRejected when it has none."""
-    holder = model if hasattr(model, "get_input_embeddings") else getattr(model, "peft_model", model)
-    get = getattr(holder, "get_input_embeddings", None)
+    """The word-embedding matrix of a model (anything answering ``get_input_embeddings()``: transformers, peft,
+    the prompt-tuning trim), or TrainingRejected when it has none."""
+    get = getattr(model, "get_input_embeddings", None)
     embedding = get() if callable(get) else None
     weight = getattr(embedding, "weight", None)
     if not isinstance(weight, torch.nn.Parameter) or weight.dim() != 2:
