@@ -68,7 +68,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--method", choices=["full", "lora", "freeze", "prefix", "prompt"], default="full",
                         help="adaptation method, with its default options (issue 8)")
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--lora-r", type=int, default=None, help="LoRA rank (default: LoraOptions')")
+    parser.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default: LoraOptions')")
+    parser.add_argument("--lora-targets", type=lambda text: tuple(text.split(",")), default=None,
+                        help="comma-separated LoRA target modules, e.g. query,key,value,dense")
+    parser.add_argument("--freeze-layers", type=int, default=None, help="frozen lower layers (default: "
+                                                                         "FreezeOptions')")
     return parser.parse_args(argv)
+
+
+def method_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The request's option block for the method, from the options given (none given: the method's defaults)."""
+    given = {"lora": {"r": args.lora_r, "alpha": args.lora_alpha, "target_modules": args.lora_targets},
+             "freeze": {"layers": args.freeze_layers}}.get(args.method, {})
+    block = {name: value for name, value in given.items() if value is not None}
+    return {args.method: block} if block else {}
 
 
 def read_conll(path: Path, prefix: str, limit: int | None) -> list[Example]:
@@ -106,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     label_map = build_label_map(TOKEN_CLASSIFICATION, [*train, *dev])
     splits = DatasetSplits(train=tuple(train), dev=tuple(dev), test=(), label_map=label_map, skipped=0)
     request = TrainRequest(model_name="bench", task=TOKEN_CLASSIFICATION, dataset="ncbi-disease", method=args.method,
-                           learning_rate=args.lr)
+                           learning_rate=args.lr, **method_options(args))
     hp = Hyperparameters(epochs=args.epochs, batch_size=args.batch_size, learning_rate=request.learning_rate,
                          weight_decay=0.01, seed=args.seed, max_length=args.max_length, early_stopping_patience=None)
     seed_everything(hp.seed)
