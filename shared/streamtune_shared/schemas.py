@@ -426,6 +426,16 @@ class TrainRequest(BaseModel):
             raise ValueError("an s3:// base model needs a bucket and a prefix: s3://<bucket>/<prefix>/")
         return value
 
+    @field_validator("method", "dp", "search", "dapt")
+    @classmethod
+    def _transformer_options_only(cls, value: Any, info: ValidationInfo) -> Any:
+        """A sensor-anomaly model is a small network trained from scratch: none of these apply to it."""
+        if info.data.get("task") == "sensor-anomaly" and value not in (None, "full"):
+            raise ValueError(f"{info.field_name} is for the text tasks; a sensor-anomaly model is a small "
+                             "network trained from scratch (its options: window, stride, calibration_events, "
+                             "pretrain_epochs, mask_ratio, false_alarm_cap, augmentation)")
+        return value
+
     @field_validator(*OPTION_BLOCKS)
     @classmethod
     def _options_match_method(cls, value: Any, info: ValidationInfo) -> Any:

@@ -76,6 +76,11 @@ def test_a_request_survives_its_own_json():
     ({"augmentation": {}, "dp": {"target_epsilon": 8}}, "augmentation", "augmentation cannot be combined with dp"),
     ({"adversarial": {}, "dp": {"target_epsilon": 8}}, "adversarial", "adversarial training cannot be combined with dp"),
     ({"task": "sensor-anomaly", "adversarial": {}}, "adversarial", "a sensor-anomaly model has none"),
+    ({"task": "sensor-anomaly", "method": "lora"}, "method", "method is for the text tasks"),
+    ({"task": "sensor-anomaly", "dp": {"target_epsilon": 8}}, "dp", "dp is for the text tasks"),
+    ({"task": "sensor-anomaly", "search": {"space": {"learning_rate": {"low": 1e-4, "high": 1e-2}}}}, "search",
+     "search is for the text tasks"),
+    ({"task": "sensor-anomaly", "dapt": {}}, "dapt", "dapt is for the text tasks"),
     ({"model_name": "n" * 63, "dapt": {}}, "dapt", "adapted base's name 'n{63}-dapt' is too long"),
     ({"search": {"space": {"lora.r": {"low": 4, "high": 16}}}}, "search", "'lora.r' needs method 'lora', not 'full'"),
     ({"search": {"space": {"learning_rate": {"low": 1e-2, "high": 1e-4}}}}, "search", "needs low <= high"),
@@ -94,6 +99,7 @@ def test_the_refused_options_pass_one_at_a_time():
     assert TrainRequest(**BASE, augmentation={}, adversarial={}).dp is None
     assert TrainRequest(**BASE, base_model="s3://bases/ner/").base_model == "s3://bases/ner/"
     assert TrainRequest(**{**BASE, "task": "sensor-anomaly"}, augmentation={}).augmentation is not None
+    assert TrainRequest(**{**BASE, "task": "sensor-anomaly"}, method="full").method == "full"
     assert TrainRequest(**BASE, method="lora", dp={"target_epsilon": 8},
                         search={"space": {"lora.r": {"low": 4, "high": 16}}}).search is not None
     assert TrainRequest(**{**BASE, "model_name": "n" * 63}, dapt={"model_name": "short-dapt"}).dapt is not None
