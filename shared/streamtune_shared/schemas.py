@@ -351,6 +351,13 @@ class ShardManifest(BaseModel):
 
 
 Task = Literal["token-classification", "sequence-classification", "sensor-anomaly"]
+# Options DP-SGD cannot account for, and why.
+NOT_WITH_DP = {
+    "augmentation": "an augmented copy (and a replaced mention) carries a row into other examples, so the epsilon "
+                    "would not hold per row",
+    "adversarial": "DP-SGD clips and noises one gradient per example and the adversarial pass adds a second one "
+                   "it does not account",
+}
 
 
 class TrainRequest(BaseModel):
@@ -426,10 +433,11 @@ class TrainRequest(BaseModel):
             raise ValueError("an s3:// base model needs a bucket and a prefix: s3://<bucket>/<prefix>/")
         return value
 
-    @field_validator("method", "dp", "search", "dapt")
+    @field_validator("method", "dp", "search", "dapt", "adversarial")
     @classmethod
     def _transformer_options_only(cls, value: Any, info: ValidationInfo) -> Any:
-        """A sensor-anomaly model is a small network trained from scratch: none of these apply to it."""
+        """A sensor-anomaly model is a small network trained from scratch, without word embeddings: none of these
+        apply to it."""
         if info.data.get("task") == "sensor-anomaly" and value not in (None, "full"):
             raise ValueError(f"{info.field_name} is for the text tasks; a sensor-anomaly model is a small "
                              "network trained from scratch (its options: window, stride, calibration_events, "
@@ -451,23 +459,11 @@ class TrainRequest(BaseModel):
             raise ValueError("DP-SGD works with methods full, freeze and lora")
         return value
 
-    @field_validator("augmentation")
+    @field_validator(*NOT_WITH_DP)
     @classmethod
-    def _augmentation_without_dp(cls, value: Any, info: ValidationInfo) -> Any:
+    def _not_with_dp(cls, value: Any, info: ValidationInfo) -> Any:
         if value is not None and info.data.get("dp") is not None:
-            raise ValueError("augmentation cannot be combined with dp: an augmented copy (and a replaced mention) "
-                             "carries a row into other examples, so the epsilon would not hold per row")
-        return value
-
-    @field_validator("adversarial")
-    @classmethod
-    def _adversarial_fits_task(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is not None and info.data.get("task") == "sensor-anomaly":
-            raise ValueError("adversarial training perturbs word embeddings; a sensor-anomaly model has none "
-                             "(use augmentation's jitter, scaling and time-warp instead)")
-        if value is not None and info.data.get("dp") is not None:
-            raise ValueError("adversarial training cannot be combined with dp: DP-SGD clips and noises one "
-                             "gradient per example and the adversarial pass adds a second one it does not account")
+            raise ValueError(f"{info.field_name} cannot be combined with dp: {NOT_WITH_DP[info.field_name]}")
         return value
 
     @field_validator("search")
