@@ -104,22 +104,22 @@ def test_transformer_detects_past_max_length_in_a_long_text(tiny_folder: Path) -
 
 
 def test_the_traced_model_answers_like_the_module_whatever_the_batch_shape(tiny_folder: Path) -> None:
-    torch.manual_seed(3)
-    traced, plain = (TransformerEntityModel(tiny_folder, max_length=16, tokens_per_forward=64, trace=flag)
-                     for flag in (True, False))
-    for model in (traced, plain):  # one random classifier for both, so that the tags vary from word to word
-        model.model.classifier.weight.data.normal_(0.0, 2.0)
-        model.model.classifier.weight.data.copy_(traced.model.classifier.weight.data)
+    # With an outside threshold above 1 every word is an entity scored by its best entity tag's probability,
+    # so every word's score is compared, whatever tags the random model leans to.
+    traced, plain = (TransformerEntityModel(tiny_folder, max_length=16, tokens_per_forward=64, trace=flag,
+                                            outside_threshold=1.01) for flag in (True, False))
     assert traced._torch_forward != traced._module_forward and plain._torch_forward == plain._module_forward
     texts = ["Anna", "Call Anna Lee at home today, or Ben", " ".join(f"word{i}" for i in range(40)), "",
              "Ünïcödé naïve café 🙂"] * 3
-    tagged = set()
     for batch in (texts[:1], texts[:4], texts):
         found, expected = traced.find_batch(batch), plain.find_batch(batch)
         assert [[(s.start, s.end, s.pii_type) for s in spans] for spans in found] == \
             [[(s.start, s.end, s.pii_type) for s in spans] for spans in expected]
-        tagged |= {s.pii_type for spans in found for s in spans}
-    assert tagged == {PERSON, LOCATION}, "the random classifier tags words of both types"
+        assert [s.score for spans in found for s in spans] == \
+            pytest.approx([s.score for spans in expected for s in spans], abs=1e-5)
+        words = [word for text, spans in zip(batch, found, strict=True) for span in spans
+                 for word in text[span.start:span.end].split()]
+        assert words == " ".join(batch).split()  # every word was tagged, so every word was compared
 
 
 def test_a_truncation_saved_in_the_tokenizer_does_not_cut_a_long_text(tiny_folder: Path, tmp_path: Path) -> None:
