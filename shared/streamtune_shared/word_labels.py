@@ -2,8 +2,11 @@
 
 Training and serving must agree on it, or a model learns one thing and is read as another:
 a label belongs to a whitespace word (``text.split()``), and a model sees it on the word's
-first word piece. The trainer uses ``align_word_labels``; the predictor and the anonymizer use
-``first_pieces``, ``word_tags`` and ``decode_entities``. Pure: no torch, no tokenizer.
+first word piece with a letter or digit (its first piece when it has none): a word opening with
+punctuation (">Ella", "(John", '"Acme') is labeled and read at "Ella", not at a ">" piece that says little
+about it. The trainer uses ``align_word_labels``; the predictor and the anonymizer use ``first_pieces``,
+``word_tags`` and ``decode_entities``; all of them pass ``readable_pieces`` of the tokenizer's vocabulary.
+Pure: no torch, no tokenizer.
 """
 
 from __future__ import annotations
@@ -25,22 +28,37 @@ def whitespace_words(text: str) -> list[tuple[int, int]]:
     return [match.span() for match in _WORD.finditer(text)]
 
 
-def first_pieces(word_ids: Sequence[int | None]) -> dict[int, int]:
-    """Word index -> token index of the word's first word piece (words cut by truncation are absent)."""
+def readable_pieces(vocabulary: Sequence[str | None]) -> list[bool]:
+    """Per token id of a vocabulary (``tokenizer.convert_ids_to_tokens``): whether the piece has a letter or digit."""
+    return [any(c.isalnum() for c in piece or "") for piece in vocabulary]
+
+
+def first_pieces(word_ids: Sequence[int | None], readable: Sequence[bool] | None = None) -> dict[int, int]:
+    """Word index -> token index where the word's label lives: its first word piece with a letter or digit
+    (``readable[token]``), or its first piece when it has none or ``readable`` is None. Words cut by
+    truncation are absent."""
     firsts: dict[int, int] = {}
+    settled: set[int] = set()  # words whose readable piece was found: pieces come in order
     for token, word in enumerate(word_ids):
-        if word is not None and word not in firsts:
+        if word is None or word in settled:
+            continue
+        if word not in firsts:
             firsts[word] = token
+        if readable is None or readable[token]:
+            firsts[word] = token
+            settled.add(word)
     return firsts
 
 
-def align_word_labels(word_ids: Sequence[int | None], word_label_ids: Sequence[int]) -> tuple[list[int], list[int]]:
-    """Token labels from word labels: each word's first piece gets its label, every other token IGNORE_INDEX.
+def align_word_labels(word_ids: Sequence[int | None], word_label_ids: Sequence[int],
+                      readable: Sequence[bool] | None = None) -> tuple[list[int], list[int]]:
+    """Token labels from word labels: the piece ``first_pieces`` names gets its word's label, every other token
+    IGNORE_INDEX. ``readable`` is per token of this sequence, as ``first_pieces`` takes it.
 
     Returns the token labels and, in token order, the index of the word each labeled token starts.
     """
     labels = [IGNORE_INDEX] * len(word_ids)
-    firsts = first_pieces(word_ids)
+    firsts = first_pieces(word_ids, readable)
     for word, token in firsts.items():
         labels[token] = word_label_ids[word]
     return labels, sorted(firsts, key=firsts.__getitem__)
@@ -48,7 +66,7 @@ def align_word_labels(word_ids: Sequence[int | None], word_label_ids: Sequence[i
 
 def word_tags(firsts: Mapping[int, int], n_words: int, token_label_ids: Sequence[int],
               token_scores: Sequence[float], id2label: Mapping[int, str]) -> tuple[list[str], list[float]]:
-    """One tag and score per word, read at its first word piece.
+    """One tag and score per word, read at the piece ``firsts`` names (``first_pieces``).
 
     A word with no piece (cut by truncation, or only characters the tokenizer drops) is ``O``,
     so every tag stays aligned with its own word.

@@ -32,7 +32,7 @@ from streamtune_anonymizer.synthetic import from_presidio, generate
 from streamtune_anonymizer.synthetic.presidio import NER_TYPES
 from streamtune_anonymizer.synthetic.scoring import token_scores
 from streamtune_shared.testing import InMemoryObjectStore
-from streamtune_shared.word_labels import OUTSIDE, first_pieces
+from streamtune_shared.word_labels import OUTSIDE, first_pieces, readable_pieces
 from streamtune_trainer.artifacts import MINILM
 from streamtune_trainer.card import library_versions
 from streamtune_trainer.domain import TOKEN_CLASSIFICATION, DatasetSplits, Example, LabelMap, build_label_map
@@ -162,13 +162,14 @@ def tag_texts(model: torch.nn.Module, tokenizer: Any, texts: list[str], id2label
     words = [text.split() for text in texts]
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     tags: list[list[str]] = [[] for _ in texts]
+    readable = readable_pieces(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
     for start in range(0, len(order), batch_size):
         batch = order[start:start + batch_size]
         encoded = tokenizer([words[i] for i in batch], is_split_into_words=True, truncation=True,
                             max_length=max_length, padding=True, return_tensors="pt")
         best = model(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"]).logits.argmax(-1)
         for row, i in enumerate(batch):
-            firsts = first_pieces(encoded.word_ids(row))
+            firsts = first_pieces(encoded.word_ids(row), [readable[t] for t in encoded["input_ids"][row].tolist()])
             tags[i] = [id2label[int(best[row, firsts[w]])] if w in firsts else OUTSIDE for w in range(len(words[i]))]
     return tags
 

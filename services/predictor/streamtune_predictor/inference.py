@@ -9,7 +9,13 @@ from typing import Any
 import torch
 from streamtune_shared.batching import DEFAULT_TOKENS_PER_FORWARD, token_budget_chunks
 from streamtune_shared.schemas import PredictionOutputs, Task
-from streamtune_shared.word_labels import decode_entities, first_pieces, whitespace_words, word_tags
+from streamtune_shared.word_labels import (
+    decode_entities,
+    first_pieces,
+    readable_pieces,
+    whitespace_words,
+    word_tags,
+)
 
 from .domain import class_outputs
 
@@ -30,6 +36,8 @@ class TextModel:
         self.max_length = max_length
         self.batch_size = batch_size
         self.tokens_per_forward = tokens_per_forward
+        # Where each word's tag is read (word_labels): its first piece with a letter or digit.
+        self._readable = readable_pieces(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
         # One forward at a time: torch already uses every core, and a fast tokenizer is not re-entrant.
         self._lock = threading.Lock()
 
@@ -57,8 +65,9 @@ class TextModel:
                     best_scores, best_ids = (t.tolist() for t in probabilities.max(dim=-1))
                     for row, j in enumerate(chunk):
                         i = rows[j]
-                        tags, scores = word_tags(first_pieces(encoded.word_ids(j)), len(words[i]), best_ids[row],
-                                                 best_scores[row], self.id2label)
+                        firsts = first_pieces(encoded.word_ids(j),
+                                              [self._readable[token] for token in encoded["input_ids"][j]])
+                        tags, scores = word_tags(firsts, len(words[i]), best_ids[row], best_scores[row], self.id2label)
                         results[i] = PredictionOutputs(entities=decode_entities(texts[i], words[i], tags, scores))
                 else:
                     for row, j in enumerate(chunk):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from streamtune_shared.word_labels import IGNORE_INDEX, align_word_labels
+from streamtune_shared.word_labels import IGNORE_INDEX, align_word_labels, readable_pieces
 
 from .domain import TOKEN_CLASSIFICATION, Example, LabelMap
 
@@ -42,12 +42,19 @@ def _encode_words(tokenizer: Any, examples: Sequence[Example], label_map: LabelM
     label2id = label_map.label2id
     words = [e.words for e in examples]
     encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
+    readable = vocabulary_readable(tokenizer)
     result = []
     for i, example in enumerate(examples):
         word_label_ids = [label2id[tag] for tag in example.label]
-        labels, starts = align_word_labels(encoded.word_ids(i), word_label_ids)
+        labels, starts = align_word_labels(encoded.word_ids(i), word_label_ids,
+                                           [readable[token] for token in encoded["input_ids"][i]])
         result.append(EncodedExample(tuple(encoded["input_ids"][i]), tuple(labels), tuple(starts), len(words[i])))
     return result
+
+
+def vocabulary_readable(tokenizer: Any) -> list[bool]:
+    """Per token id: whether its piece has a letter or digit (where a word's label lives, ``word_labels``)."""
+    return readable_pieces(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
 
 
 def collate(batch: Sequence[EncodedExample], pad_token_id: int, token_labels: bool) -> dict[str, torch.Tensor]:

@@ -8,6 +8,7 @@ from streamtune_shared.word_labels import (
     align_word_labels,
     decode_entities,
     first_pieces,
+    readable_pieces,
     split_tag,
     whitespace_words,
     word_tags,
@@ -30,6 +31,18 @@ def test_first_pieces_pick_the_first_token_of_each_word():
     # [CLS] hello wor ##ld , [SEP] [PAD]
     assert first_pieces([None, 0, 1, 1, 1, None, None]) == {0: 1, 1: 2}
     assert first_pieces([None, None]) == {}
+
+
+def test_a_word_opening_with_punctuation_lives_at_its_first_readable_piece():
+    # [CLS] > ann lee ( « bo » [SEP]: ">Ann" and "«Bo»" open with punctuation; "(" has no letter at all
+    word_ids = [None, 0, 0, 1, 2, 3, 3, 3, None]
+    readable = readable_pieces(["[CLS]", ">", "ann", "lee", "(", "«", "bo", "»", "[SEP]"])
+    assert readable == [True, False, True, True, False, False, True, False, True]
+    assert first_pieces(word_ids, readable) == {0: 2, 1: 3, 2: 4, 3: 6}
+    assert first_pieces(word_ids) == {0: 1, 1: 3, 2: 4, 3: 5}  # without the vocabulary: the first piece
+    labels, starts = align_word_labels(word_ids, [1, 2, 0, 1], readable)
+    assert labels == [IGNORE_INDEX, IGNORE_INDEX, 1, 2, 0, IGNORE_INDEX, 1, IGNORE_INDEX, IGNORE_INDEX]
+    assert starts == [0, 1, 2, 3]
 
 
 def test_word_tags_stay_aligned_when_a_word_has_no_piece():
@@ -92,8 +105,9 @@ def test_only_the_first_piece_of_each_word_carries_its_label():
 def test_training_labels_sit_where_serving_reads_the_tags():
     # The same word ids: the tokens the trainer labels are the tokens the predictor reads.
     word_ids = [None, 0, 0, 1, None, 2, 2, 2, None]
-    labels, starts = align_word_labels(word_ids, [1, 0, 2])
-    firsts = first_pieces(word_ids)
-    assert [i for i, label in enumerate(labels) if label != IGNORE_INDEX] == sorted(firsts.values())
+    readable = [True, False, True, True, True, False, True, True, True]  # word 0 and word 2 open with punctuation
+    labels, starts = align_word_labels(word_ids, [1, 0, 2], readable)
+    firsts = first_pieces(word_ids, readable)
+    assert [i for i, label in enumerate(labels) if label != IGNORE_INDEX] == sorted(firsts.values()) == [2, 3, 6]
     tags, _ = word_tags(firsts, 3, labels, [1.0] * len(labels), {0: "O", 1: "B-X", 2: "I-X"})
     assert tags == ["B-X", "O", "I-X"] and starts == [0, 1, 2]

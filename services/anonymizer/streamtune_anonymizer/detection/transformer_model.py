@@ -18,7 +18,14 @@ from pathlib import Path
 
 import structlog
 from streamtune_shared.batching import DEFAULT_TOKENS_PER_FORWARD, token_budget_chunks
-from streamtune_shared.word_labels import OUTSIDE, decode_entities, first_pieces, whitespace_words, word_tags
+from streamtune_shared.word_labels import (
+    OUTSIDE,
+    decode_entities,
+    first_pieces,
+    readable_pieces,
+    whitespace_words,
+    word_tags,
+)
 
 from .spans import PiiSpan
 
@@ -67,7 +74,7 @@ class TransformerEntityModel:
     def __init__(self, folder: str | Path, *, max_length: int = 128, batch_size: int = 64,
                  tokens_per_forward: int | None = DEFAULT_TOKENS_PER_FORWARD, quantize: bool = False,
                  num_threads: int | None = None, device: str = "cpu", outside_threshold: float | None = None,
-                 runtime: str = "torch", read_at_alnum: bool = True, trace: bool = True) -> None:
+                 runtime: str = "torch", trace: bool = True) -> None:
         import torch  # noqa: PLC0415  (seconds of import; only a service that loads a model pays)
         from transformers import AutoModelForTokenClassification, AutoTokenizer  # noqa: PLC0415
 
@@ -101,9 +108,9 @@ class TransformerEntityModel:
         # None: each word takes its most probable tag. A threshold t: a word is an entity (its most probable
         # entity tag) unless the model gives "O" a probability of at least t, trading precision for recall.
         self.outside_threshold = outside_threshold
-        vocabulary = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
-        self._alnum = [any(c.isalnum() for c in piece or "") for piece in vocabulary]
-        self.read_at_alnum = read_at_alnum
+        # Where each word's tag is read (word_labels, as the trainer labels it): its first piece with a letter or
+        # digit, so ">Ella" is read at "ella", not at ">".
+        self._readable = readable_pieces(self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer)))))
         self._outside_id = next((i for i, tag in self.id2label.items() if tag == OUTSIDE), None)
         self._torch = torch
         self._specials = _special_wrapping(self.tokenizer)
@@ -165,8 +172,9 @@ class TransformerEntityModel:
             logits = self._torch_forward(input_ids.to(self.device), attention_mask.to(self.device)).float()
         best_scores, best_ids = (t.tolist() for t in self._best_tags(self._torch.softmax(logits, dim=-1)))
         for row, ((row_ids, word_ids), window) in enumerate(zip(rows, chunk, strict=True)):
-            window_tags, window_scores = word_tags(self._reading_pieces(row_ids, word_ids), window.stop - window.first,
-                                                   best_ids[row], best_scores[row], self.id2label)
+            firsts = first_pieces(word_ids, [self._readable[token] for token in row_ids])
+            window_tags, window_scores = word_tags(firsts, window.stop - window.first, best_ids[row], best_scores[row],
+                                                   self.id2label)
             tags[window.text][window.first:window.stop] = window_tags
             scores[window.text][window.first:window.stop] = window_scores
 
@@ -209,19 +217,6 @@ class TransformerEntityModel:
         ids = [row + [self._pad_id] * (width - len(row)) for row in rows]
         mask = [[1] * len(row) + [0] * (width - len(row)) for row in rows]
         return self._torch.tensor(ids, dtype=self._torch.long), self._torch.tensor(mask, dtype=self._torch.long)
-
-    def _reading_pieces(self, row_ids: list[int], word_ids: list) -> dict[int, int]:
-        """Where each word's tag is read: its first piece, or its first piece with a letter or digit when it
-        starts with punctuation (">Ella", "(John", '"Acme'): a lone ">" piece says little about the name."""
-        firsts = first_pieces(word_ids)
-        if not self.read_at_alnum:
-            return firsts
-        settled: set[int] = set()  # pieces come in order: a word's first alnum piece settles it
-        for piece, word in enumerate(word_ids):
-            if word is not None and word not in settled and self._alnum[row_ids[piece]]:
-                firsts[word] = piece
-                settled.add(word)
-        return firsts
 
     def _best_tags(self, probabilities):
         """Each piece's (score, tag id): the most probable tag, or with a threshold, "O" only when that sure."""

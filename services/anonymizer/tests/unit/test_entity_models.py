@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,14 @@ from streamtune_anonymizer.detection.spans import (
     PiiSpan,
 )
 from streamtune_anonymizer.detection.spacy_model import SpacyEntityModel
-from streamtune_anonymizer.detection.transformer_model import TransformerEntityModel, _untruncated_backend, word_windows
+from streamtune_anonymizer.detection import transformer_model
+from streamtune_anonymizer.detection.transformer_model import (
+    TransformerEntityModel,
+    Window,
+    _untruncated_backend,
+    word_windows,
+)
+from streamtune_shared.word_labels import first_pieces
 from transformers import AutoTokenizer
 
 FIXTURES = Path(__file__).resolve().parents[4] / "tests" / "fixtures"
@@ -219,17 +226,19 @@ def test_onnx_runtime_falls_back_to_torch_when_missing(tiny_folder: Path, monkey
     assert len(model.find_batch(ONNX_TEXTS)) == len(ONNX_TEXTS)
 
 
-def test_a_word_opening_with_punctuation_is_read_at_its_first_letter_piece(tiny_folder: Path) -> None:
+def test_a_word_opening_with_punctuation_is_read_where_the_trainer_labels_it(
+        tiny_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rule is word_labels' (its own tests); here: the detector hands it each window's readable pieces."""
     model = TransformerEntityModel(tiny_folder)
-    encoded = model.tokenizer([">Ann", "Lee", "(", "«Bo»"], is_split_into_words=True, add_special_tokens=False)
-    ids, word_ids = encoded["input_ids"], encoded.word_ids()
-    reading = model._reading_pieces(ids, word_ids)
-    pieces = model.tokenizer.convert_ids_to_tokens(ids)
-    assert pieces[reading[0]].lstrip("#") == "ann" and pieces[reading[1]] == "lee"
-    assert reading[2] == word_ids.index(2)  # no letter at all: its first piece
-    assert pieces[reading[3]].lstrip("#").startswith("b")
-    model.read_at_alnum = False
-    assert model._reading_pieces(ids, word_ids) == {w: word_ids.index(w) for w in range(4)}
+    read: list[dict[int, int]] = []
+    monkeypatch.setattr(transformer_model, "first_pieces",
+                        lambda word_ids, readable=None: read.append(first_pieces(word_ids, readable)) or read[-1])
+    model.find_batch([">Ann Lee ( «Bo»"])
+    ids, counts = model._encode_words([[">Ann", "Lee", "(", "«Bo»"]])
+    row_ids, _ = model._window_input(ids[0], counts[0], Window(0, 0, 4))
+    pieces = model.tokenizer.convert_ids_to_tokens(row_ids)
+    [firsts] = read
+    assert [pieces[firsts[w]].lstrip("#") for w in range(4)] == ["ann", "lee", "(", "bo"]
 
 
 def test_int8_transformer_answers_with_word_aligned_spans(tiny_folder: Path) -> None:

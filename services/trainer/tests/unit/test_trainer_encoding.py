@@ -30,6 +30,17 @@ def test_real_word_pieces_are_aligned_with_the_bio_tags(minilm_tokenizer):
     assert encoded.word_indices == (0, 1, 2, 3) and encoded.word_count == 4
 
 
+def test_a_word_opening_with_punctuation_is_labeled_at_its_first_letter_piece(minilm_tokenizer):
+    # Where the predictor and the anonymizer read it (streamtune_shared.word_labels): "ann", not ">".
+    person = LabelMap(TOKEN_CLASSIFICATION, ("O", "B-PERSON", "I-PERSON"))
+    example = Example("p", ">Ann Lee ( wrote", ("B-PERSON", "I-PERSON", "O", "O"))
+    [encoded] = encode_examples(minilm_tokenizer, [example], person, max_length=32)
+    pieces = minilm_tokenizer.convert_ids_to_tokens(list(encoded.input_ids))
+    labeled = [(piece, label) for piece, label in zip(pieces, encoded.labels, strict=True) if label != IGNORE_INDEX]
+    assert labeled == [("ann", 1), ("lee", 2), ("(", 0), ("wrote", 0)]
+    assert encoded.word_indices == (0, 1, 2, 3)
+
+
 def test_truncation_cuts_tokens_and_the_cut_words_score_as_outside(minilm_tokenizer):
     words = ["asthma"] + ["word"] * 30
     tags = ("B-Disease",) + ("O",) * 30
