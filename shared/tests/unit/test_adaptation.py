@@ -6,7 +6,7 @@ import re
 
 import pytest
 from pydantic import ValidationError
-from streamtune_shared.adaptation import DEFAULT_LEARNING_RATES
+from streamtune_shared.adaptation import DEFAULT_LEARNING_RATES, LoraOptions
 from streamtune_shared.schemas import TrainRequest, field_errors
 
 BASE = {"model_name": "disease-ner", "task": "token-classification", "dataset": "clinical-notes"}
@@ -29,6 +29,12 @@ def test_the_default_method_is_a_full_fine_tune_at_a_rate_that_learns():
     assert request.method == "full" and request.learning_rate == 1e-4
 
 
+def test_lora_defaults_update_every_linear_layer_of_a_bert_encoder_at_the_measured_rate():
+    options = LoraOptions()
+    assert (options.r, options.alpha, options.target_modules) == (16, 32, ("query", "key", "value", "dense"))
+    assert TrainRequest(**BASE, method="lora").learning_rate == 2e-3
+
+
 def test_an_explicit_or_null_learning_rate():
     assert TrainRequest(**BASE, method="lora", learning_rate=5e-4).learning_rate == 5e-4
     assert TrainRequest(**BASE, method="lora", learning_rate=None).learning_rate == DEFAULT_LEARNING_RATES["lora"]
@@ -36,7 +42,7 @@ def test_an_explicit_or_null_learning_rate():
 
 def test_option_blocks_are_typed_with_defaults():
     request = TrainRequest(**BASE, method="lora", lora={"r": 4, "target_modules": ["query", "key", "value"]})
-    assert request.lora is not None and (request.lora.r, request.lora.alpha) == (4, 16)
+    assert request.lora is not None and (request.lora.r, request.lora.alpha) == (4, 32)
     assert request.lora.target_modules == ("query", "key", "value")
     assert TrainRequest(**BASE, method="freeze", freeze={"layers": 2}).freeze.embeddings is True
 
