@@ -5,7 +5,7 @@ a label belongs to a whitespace word (``text.split()``), and a model sees it on 
 first word piece with a letter or digit (its first piece when it has none): a word opening with
 punctuation (">Ella", "(John", '"Acme') is labeled and read at "Ella", not at a ">" piece that says little
 about it. The trainer uses ``align_word_labels``; the predictor and the anonymizer use ``first_pieces``,
-``word_tags`` and ``decode_entities``; all of them pass ``readable_pieces`` of the tokenizer's vocabulary.
+``word_tags`` and ``decode_entities``; all of them pass ``vocabulary_readable(tokenizer)``.
 Pure: no torch, no tokenizer.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .schemas import EntitySpan
 
@@ -31,6 +32,12 @@ def whitespace_words(text: str) -> list[tuple[int, int]]:
 def readable_pieces(vocabulary: Sequence[str | None]) -> list[bool]:
     """Per token id of a vocabulary (``tokenizer.convert_ids_to_tokens``): whether the piece has a letter or digit."""
     return [any(c.isalnum() for c in piece or "") for piece in vocabulary]
+
+
+def vocabulary_readable(tokenizer: Any) -> list[bool]:
+    """``readable_pieces`` of a tokenizer's whole vocabulary (any object with ``__len__`` and
+    ``convert_ids_to_tokens``, as transformers tokenizers have): what ``first_pieces`` takes, per token id."""
+    return readable_pieces(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
 
 
 def first_pieces(word_ids: Sequence[int | None], readable: Sequence[bool] | None = None) -> dict[int, int]:

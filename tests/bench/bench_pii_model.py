@@ -32,7 +32,7 @@ from streamtune_anonymizer.synthetic import from_presidio, generate
 from streamtune_anonymizer.synthetic.presidio import NER_TYPES
 from streamtune_anonymizer.synthetic.scoring import token_scores
 from streamtune_shared.testing import InMemoryObjectStore
-from streamtune_shared.word_labels import OUTSIDE, first_pieces, readable_pieces
+from streamtune_shared.word_labels import OUTSIDE, first_pieces, vocabulary_readable
 from streamtune_trainer.artifacts import MINILM
 from streamtune_trainer.card import library_versions
 from streamtune_trainer.domain import TOKEN_CLASSIFICATION, DatasetSplits, Example, LabelMap, build_label_map
@@ -162,7 +162,7 @@ def tag_texts(model: torch.nn.Module, tokenizer: Any, texts: list[str], id2label
     words = [text.split() for text in texts]
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     tags: list[list[str]] = [[] for _ in texts]
-    readable = readable_pieces(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
+    readable = vocabulary_readable(tokenizer)
     for start in range(0, len(order), batch_size):
         batch = order[start:start + batch_size]
         encoded = tokenizer([words[i] for i in batch], is_split_into_words=True, truncation=True,

@@ -12,7 +12,7 @@ from streamtune_shared.schemas import PredictionOutputs, Task
 from streamtune_shared.word_labels import (
     decode_entities,
     first_pieces,
-    readable_pieces,
+    vocabulary_readable,
     whitespace_words,
     word_tags,
 )
@@ -37,7 +37,7 @@ class TextModel:
         self.batch_size = batch_size
         self.tokens_per_forward = tokens_per_forward
         # Where each word's tag is read (word_labels): its first piece with a letter or digit.
-        self._readable = readable_pieces(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
+        self._readable = vocabulary_readable(tokenizer)
         # One forward at a time: torch already uses every core, and a fast tokenizer is not re-entrant.
         self._lock = threading.Lock()
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from streamtune_shared.word_labels import IGNORE_INDEX, align_word_labels, readable_pieces
+from streamtune_shared.word_labels import IGNORE_INDEX, align_word_labels, vocabulary_readable
 
 from .domain import TOKEN_CLASSIFICATION, Example, LabelMap
 
@@ -50,11 +50,6 @@ def _encode_words(tokenizer: Any, examples: Sequence[Example], label_map: LabelM
                                            [readable[token] for token in encoded["input_ids"][i]])
         result.append(EncodedExample(tuple(encoded["input_ids"][i]), tuple(labels), tuple(starts), len(words[i])))
     return result
-
-
-def vocabulary_readable(tokenizer: Any) -> list[bool]:
-    """Per token id: whether its piece has a letter or digit (where a word's label lives, ``word_labels``)."""
-    return readable_pieces(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
 
 
 def collate(batch: Sequence[EncodedExample], pad_token_id: int, token_labels: bool) -> dict[str, torch.Tensor]:

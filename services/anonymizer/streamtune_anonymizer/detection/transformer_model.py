@@ -22,7 +22,7 @@ from streamtune_shared.word_labels import (
     OUTSIDE,
     decode_entities,
     first_pieces,
-    readable_pieces,
+    vocabulary_readable,
     whitespace_words,
     word_tags,
 )
@@ -110,7 +110,7 @@ class TransformerEntityModel:
         self.outside_threshold = outside_threshold
         # Where each word's tag is read (word_labels, as the trainer labels it): its first piece with a letter or
         # digit, so ">Ella" is read at "ella", not at ">".
-        self._readable = readable_pieces(self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer)))))
+        self._readable = vocabulary_readable(self.tokenizer)
         self._outside_id = next((i for i, tag in self.id2label.items() if tag == OUTSIDE), None)
         self._torch = torch
         self._specials = _special_wrapping(self.tokenizer)
