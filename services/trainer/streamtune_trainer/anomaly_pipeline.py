@@ -17,7 +17,6 @@ import structlog
 import torch
 from streamtune_shared.adaptation import AugmentationOptions
 from streamtune_shared.anomaly_net import ID2LABEL, AnomalyNet, published_files
-from streamtune_shared.datasets import read_dataset
 from streamtune_shared.model_card import CardAnomaly, ModelCard
 from streamtune_shared.model_registry import version_name
 from streamtune_shared.schemas import ShardManifest, TrainRequest
@@ -37,7 +36,7 @@ from .augmentation import augment_window_set
 from .card import build_card, lineage
 from .checkpoint import RunState
 from .domain import TrainingRejected
-from .pipeline import RunContext, describe, publish_version
+from .pipeline import RunContext, describe, publish_version, read_rows
 from .training import pick_device, seed_everything
 
 log = structlog.get_logger(__name__)
@@ -46,10 +45,7 @@ CALIBRATION_FOLDS = 5  # one dev recording's threshold swung the demo's FAR from
 
 def load_recordings(request: TrainRequest, store: Any) -> tuple[RecordingSplits, tuple[str, ...], list[ShardManifest]]:
     """Data phase: the dataset's rows as one recording per device, split by device; the sensors they have."""
-    try:
-        rows, manifests = read_dataset(store, request.dataset)
-    except ValueError as exc:
-        raise TrainingRejected(f"dataset {request.dataset!r} cannot be read: {str(exc)[:200]}") from exc
+    rows, manifests = read_rows(request, store)
     recordings = recordings_from_rows(rows)
     sensors = sensors_of(recordings)
     if not sensors:
