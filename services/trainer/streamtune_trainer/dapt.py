@@ -176,7 +176,8 @@ def dapt_card(request: TrainRequest, ctx: RunContext, run: MlmRun, files: dict[s
     """The adapted base's card: task fill-mask, its base, the masked-LM losses, every file's sha256."""
     now = ctx.clock()
     return ModelCard(
-        model_name=adapted_base_name(request.model_name, request.dapt), version=version_name(now, request.request_id), task=BASE_MODEL_TASK,
+        model_name=adapted_base_name(request.model_name, request.dapt),
+        version=version_name(now, request.request_id), task=BASE_MODEL_TASK,
         dataset=request.dataset, base_model=request.base_model, request_id=request.request_id,
         hyperparameters={"dapt": request.dapt.model_dump(mode="json"), "base_model": request.base_model,
                          "base_layers": request.base_layers, "max_length": request.max_length, "seed": request.seed,
