@@ -65,9 +65,11 @@ def _person(fake: Faker, rng: random.Random) -> str:
 
 def _organization(fake: Faker, rng: random.Random) -> str:
     roll = rng.random()
-    if roll < 0.35:
+    if roll < 0.33:
         return fake.company()
-    if roll < 0.5:
+    if roll < 0.4:
+        return _surname_firm(fake, rng)
+    if roll < 0.52:
         return rng.choice(vocabulary()["organizations"])
     if roll < 0.7:
         # Brand-like names ("Rapid Cycle Solutions", "Paxata"), which Faker's company() never makes.
@@ -77,6 +79,25 @@ def _organization(fake: Faker, rng: random.Random) -> str:
     if roll < 0.85:
         return _invented_brand(rng)
     return _phrase_organization(fake, rng)
+
+
+def _surname_firm(fake: Faker, rng: random.Random) -> str:
+    """A firm named after people, in any locale: "Hughes, Park and Reyes", "Lindqvist-Berg", "Berger & Sohn".
+
+    Faker's company() makes these only in a few locales; the model must learn them from context, since the
+    names alone are persons' names.
+    """
+    names = [fake.last_name() for _ in range(3)]
+    shape = rng.random()
+    if shape < 0.3:
+        return f"{names[0]}, {names[1]} and {names[2]}"
+    if shape < 0.55:
+        return f"{names[0]}-{names[1]}"
+    if shape < 0.7:
+        return f"{names[0]} & {names[1]}"
+    if shape < 0.85:
+        return f"{names[0]} {rng.choice(vocabulary()['org_suffixes'])}"
+    return f"{names[0]} {rng.choice(('and Sons', '& Co.', 'Brothers', 'and Partners', '& Associates'))}"
 
 
 def _phrase_organization(fake: Faker, rng: random.Random) -> str:

@@ -52,6 +52,18 @@ def test_a_full_address_labels_its_street_part_and_its_places_each_as_its_own_ty
     assert {t[2:] for row in rows for t in row["label"] if t != "O"} == {"STREET_ADDRESS", "LOCATION"}
 
 
+def test_firms_named_after_people_are_organizations_in_every_locale():
+    # "Hughes, Park and Reyes", "Lindqvist-Berg", "Berger & Sohn": persons' names, labeled by their context.
+    templates = parse_templates("Shares of {{ORGANIZATION}} fell")
+    rows = generate(400, seed=5, templates=templates)
+    firms = [" ".join(row["text"].split()[2:-1]) for row in rows]
+    assert all(set(row["label"][2:-1]) <= {"B-ORGANIZATION", "I-ORGANIZATION"} for row in rows)
+    assert sum(" and " in f and "," in f for f in firms) >= 15
+    assert sum("-" in f and len(f.split()) == 1 for f in firms) >= 10
+    locales = {row["meta"]["locale"] for row, firm in zip(rows, firms, strict=True) if " & " in firm}
+    assert len(locales) >= 10  # not only the locales whose Faker makes such names
+
+
 def test_eponyms_weekdays_and_dishes_are_labeled_outside():
     templates = parse_templates("Dr. {{LAST_NAME}} says {{EPONYM}} {{WEEKDAY}} {{MONTH}} {{LOOKALIKE}}")
     for row in generate(60, seed=2, locales=["en_GB", "de_DE"], templates=templates):
