@@ -60,9 +60,9 @@ def manifest_key(dataset: str, shard_id: str) -> str:
     return f"{manifests_prefix(dataset)}{shard_id}.json"
 
 
-def new_shard_id(first_entry_id: str, writer: str) -> str:
-    """Sortable by time, unique per writer: ``20261128T120000Z-<entry id>-<writer>``."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+def new_shard_id(first_entry_id: str, writer: str, at: datetime | None = None) -> str:
+    """Sortable by time, unique per writer: ``20261128T120000Z-<entry id>-<writer>``, stamped ``at`` (default: now)."""
+    stamp = (at or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{first_entry_id}-{writer}".replace("/", "_")
 
 
@@ -164,8 +164,9 @@ def import_rows(store: ObjectStore, dataset: str, rows: Iterable[Mapping[str, An
     for part, start in enumerate(range(0, len(events), shard_rows)):
         chunk = events[start:start + shard_rows]
         data = events_to_parquet(chunk)
-        # The content hash keeps two imports within one second apart; the same rows get the same key.
-        shard_id = new_shard_id(f"{part:05d}-{sha256_hex(data)[:12]}", f"import-{source}")
+        # Stamped with the import's time, not the clock's: the same rows imported at the same ``now`` get the
+        # same key however long the import takes; the content hash keeps two imports within one second apart.
+        shard_id = new_shard_id(f"{part:05d}-{sha256_hex(data)[:12]}", f"import-{source}", now)
         manifest = build_manifest(dataset, shard_id, chunk, data, f"import:{source}")
         store.put_bytes(manifest.shard_key, data, PARQUET_TYPE)
         store.put_bytes(manifest_key(dataset, shard_id), manifest.model_dump_json(indent=2).encode(), JSON_TYPE)

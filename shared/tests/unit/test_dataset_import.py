@@ -43,6 +43,13 @@ def test_rows_without_ids_or_times_get_them_and_a_repeated_import_changes_nothin
     assert {r["ts"] for r in rows} == {NOW}
 
 
+def test_shards_are_stamped_with_the_import_time_so_a_slow_repeat_keeps_its_key():
+    # The wall clock may tick between two imports of the same rows; the key follows ``now`` instead.
+    manifests = import_rows(InMemoryObjectStore(), "greetings", [{"text": "Hello", "label": ["O"]}], "handmade",
+                            now=NOW)
+    assert manifests[0].shard_key.startswith("datasets/greetings/shards/20260301T093000Z-")
+
+
 def test_two_different_imports_in_the_same_second_both_stay():
     store = InMemoryObjectStore()
     import_rows(store, "pii-synthetic", _rows(2), "synthetic", now=NOW)
