@@ -87,17 +87,13 @@ def _surname_firm(fake: Faker, rng: random.Random) -> str:
     Faker's company() makes these only in a few locales; the model must learn them from context, since the
     names alone are persons' names.
     """
-    names = [fake.last_name() for _ in range(3)]
-    shape = rng.random()
-    if shape < 0.3:
-        return f"{names[0]}, {names[1]} and {names[2]}"
-    if shape < 0.55:
-        return f"{names[0]}-{names[1]}"
-    if shape < 0.7:
-        return f"{names[0]} & {names[1]}"
-    if shape < 0.85:
-        return f"{names[0]} {rng.choice(vocabulary()['org_suffixes'])}"
-    return f"{names[0]} {rng.choice(('and Sons', '& Co.', 'Brothers', 'and Partners', '& Associates'))}"
+    a, b, c = (fake.last_name() for _ in range(3))
+    shapes = (lambda: f"{a}, {b} and {c}", lambda: f"{a}-{b}", lambda: f"{a} & {b}",
+              lambda: f"{a} {rng.choice(vocabulary()['org_suffixes'])}", lambda: f"{a} {rng.choice(_FIRM_ENDINGS)}")
+    return rng.choices(shapes, cum_weights=(0.3, 0.55, 0.7, 0.85, 1.0))[0]()
+
+
+_FIRM_ENDINGS = ("and Sons", "& Co.", "Brothers", "and Partners", "& Associates")
 
 
 def _phrase_organization(fake: Faker, rng: random.Random) -> str:
